@@ -1,0 +1,3 @@
+"""octobandit: adaptive experiments (multi-armed bandits) in production."""
+
+__version__ = "0.1.0"

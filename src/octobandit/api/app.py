@@ -1,0 +1,222 @@
+"""The REST API v1: a thin door over the engine.
+
+Control-plane routes are FastAPI path operations (validated by pydantic,
+documented at ``/docs``); the two data-plane routes are plain Starlette
+endpoints (see :mod:`octobandit.api.hot`), described in the same OpenAPI
+document at ``/openapi.json``. Every error is JSON
+``{"error": {"code": ..., "message": ...}}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+import octobandit
+from octobandit.api.hot import data_plane_routes, error_response, json_response, openapi_paths
+from octobandit.api.limits import BodyLimit
+from octobandit.config import Settings
+from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
+from octobandit.errors import OctobanditError
+from octobandit.storage import SQLiteStorage
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ArmIn(_Strict):
+    id: str = Field(description="1-128 characters: letters, digits and . _ : -")
+    payload: Any = Field(default=None, description="any JSON value returned with decisions")
+    enabled: bool = True
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["epsilon_greedy", "ucb1", "thompson"] = Field(
+        description="policy family; its parameters sit beside `type` "
+        "(epsilon_greedy: epsilon, initial_value; ucb1: c; "
+        "thompson: alpha, beta for binary rewards, mu0, kappa0, a0, b0 for continuous)"
+    )
+
+
+class RewardSpecIn(_Strict):
+    type: Literal["binary", "continuous"] = "binary"
+
+
+class ExperimentIn(_Strict):
+    id: str | None = Field(default=None, description="slug [a-z0-9][a-z0-9_-]{0,63}")
+    name: str | None = None
+    policy: PolicyIn | None = Field(default=None, description="default: thompson")
+    arms: list[ArmIn] | None = None
+    reward: RewardSpecIn | None = None
+
+
+class PolicyPatch(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["epsilon_greedy", "ucb1", "thompson"] | None = None
+
+
+class ExperimentPatch(_Strict):
+    name: str | None = None
+    status: Literal["running", "paused"] | None = None
+    policy: PolicyPatch | None = None
+
+
+class ArmPatch(_Strict):
+    enabled: bool | None = None
+    payload: Any = None
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(exclude_unset=True)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``."""
+    settings = settings or Settings.from_env()
+    if engine is None:
+        engine = Engine(
+            SQLiteStorage(settings.db, synchronous=settings.sqlite_synchronous),
+            seed=settings.seed,
+        )
+    committer = GroupCommitter(engine)
+    app = FastAPI(
+        title="octobandit",
+        version=octobandit.__version__,
+        description="Adaptive experiments (multi-armed bandits) over HTTP.",
+    )
+    app.state.engine = engine
+    app.state.committer = committer
+    app.add_middleware(BodyLimit, limit=engine.limits.max_body_bytes)
+
+    @app.exception_handler(OctobanditError)
+    async def _domain_error(request: Request, exc: OctobanditError) -> Response:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid" or (
+            tuple(first.get("loc", ())) == ("body",) and not _is_json(await request.body())
+        ):
+            return error_response(
+                400,
+                "invalid_json",
+                "request body is not valid JSON (Content-Type: application/json)",
+            )
+        field = _field(tuple(first.get("loc", ())))
+        return error_response(422, "invalid", f"{field}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.post("/v1/experiments", status_code=201, tags=["experiments"])
+    async def create_experiment(body: ExperimentIn) -> Response:
+        record = engine.create_experiment(_dump(body))
+        return json_response(experiment_view(record), 201)
+
+    @app.get("/v1/experiments", tags=["experiments"])
+    async def list_experiments() -> Response:
+        return json_response(
+            {"experiments": [experiment_view(r) for r in engine.list_experiments()]}
+        )
+
+    @app.delete("/v1/experiments", tags=["experiments"])
+    async def delete_all(
+        confirm: bool = Query(False, description="must be true: deletes every experiment"),
+    ) -> Response:
+        if not confirm:
+            return error_response(
+                400, "confirmation_required", "deleting every experiment needs ?confirm=true"
+            )
+        return json_response({"deleted": engine.delete_all()})
+
+    @app.get("/v1/experiments/{experiment_id}", tags=["experiments"])
+    async def get_experiment(experiment_id: str) -> Response:
+        return json_response(experiment_view(engine.get_experiment(experiment_id)))
+
+    @app.patch("/v1/experiments/{experiment_id}", tags=["experiments"])
+    async def patch_experiment(experiment_id: str, body: ExperimentPatch) -> Response:
+        return json_response(experiment_view(engine.update_experiment(experiment_id, _dump(body))))
+
+    @app.delete("/v1/experiments/{experiment_id}", status_code=204, tags=["experiments"])
+    async def delete_experiment(experiment_id: str) -> Response:
+        engine.delete_experiment(experiment_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/experiments/{experiment_id}/reset", tags=["experiments"])
+    async def reset_experiment(experiment_id: str) -> Response:
+        return json_response(experiment_view(engine.reset(experiment_id)))
+
+    @app.post("/v1/experiments/{experiment_id}/arms", status_code=201, tags=["arms"])
+    async def add_arm(experiment_id: str, body: ArmIn) -> Response:
+        return json_response(arm_view(engine.add_arm(experiment_id, _dump(body))), 201)
+
+    @app.patch("/v1/experiments/{experiment_id}/arms/{arm_id}", tags=["arms"])
+    async def patch_arm(experiment_id: str, arm_id: str, body: ArmPatch) -> Response:
+        return json_response(arm_view(engine.update_arm(experiment_id, arm_id, _dump(body))))
+
+    @app.delete("/v1/experiments/{experiment_id}/arms/{arm_id}", status_code=204, tags=["arms"])
+    async def delete_arm(experiment_id: str, arm_id: str) -> Response:
+        engine.delete_arm(experiment_id, arm_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/experiments/{experiment_id}/stats", tags=["statistics"])
+    async def stats(experiment_id: str) -> Response:
+        return json_response(engine.stats(experiment_id))
+
+    # data plane: plain Starlette routes, matched before everything else
+    for route in reversed(data_plane_routes(committer)):
+        app.router.routes.insert(0, route)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            paths, components = openapi_paths()
+            schema.setdefault("paths", {}).update(paths)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (used by ``octobandit serve --workers N``)."""
+    return create_app()

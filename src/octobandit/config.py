@@ -1,0 +1,42 @@
+"""Service settings, read from ``OCTOBANDIT_*`` environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``OCTOBANDIT_HOST`` | ``127.0.0.1`` | address to listen on |
+| ``OCTOBANDIT_PORT`` | ``8000`` | port |
+| ``OCTOBANDIT_DB`` | ``octobandit.db`` | SQLite file |
+| ``OCTOBANDIT_WORKERS`` | ``1`` | worker processes sharing the database |
+| ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
+| ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
+| ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db: str = "octobandit.db"
+    workers: int = 1
+    sqlite_synchronous: str = "NORMAL"
+    seed: int | None = None
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        seed = env.get("OCTOBANDIT_SEED")
+        return cls(
+            host=env.get("OCTOBANDIT_HOST", cls.host),
+            port=int(env.get("OCTOBANDIT_PORT", cls.port)),
+            db=env.get("OCTOBANDIT_DB", cls.db),
+            workers=int(env.get("OCTOBANDIT_WORKERS", cls.workers)),
+            sqlite_synchronous=env.get("OCTOBANDIT_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous),
+            seed=int(seed) if seed else None,
+            log_level=env.get("OCTOBANDIT_LOG_LEVEL", cls.log_level),
+        )

@@ -1,0 +1,17 @@
+"""The experiment engine, shared by every door."""
+
+from octobandit.engine.batching import GroupCommitter
+from octobandit.engine.core import Engine, Limits, arm_view, experiment_view
+from octobandit.engine.ops import DecideOp, RewardItem, RewardOp, RewardResult
+
+__all__ = [
+    "DecideOp",
+    "Engine",
+    "GroupCommitter",
+    "Limits",
+    "RewardItem",
+    "RewardOp",
+    "RewardResult",
+    "arm_view",
+    "experiment_view",
+]

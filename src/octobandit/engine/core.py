@@ -1,0 +1,618 @@
+"""The experiment engine: life cycle, decisions, rewards and statistics.
+
+The engine knows nothing of HTTP. Every door (the REST API, the CLI, the
+Python SDK, integrations) calls it. Control-plane calls are one storage
+transaction each. Data-plane work (decisions, rewards) goes through
+:meth:`Engine.execute`, which runs a group of requests in one transaction:
+the requests of a group succeed or fail independently, and the group's writes
+are committed together (group commit), before any caller is answered.
+
+>>> from octobandit.storage import SQLiteStorage
+>>> engine = Engine(SQLiteStorage(":memory:"), seed=7)
+>>> _ = engine.create_experiment({"id": "demo", "policy": {"type": "epsilon_greedy"},
+...                               "arms": [{"id": "a"}, {"id": "b"}]})
+>>> d = engine.decide("demo")
+>>> d["arm_id"] in {"a", "b"}
+True
+>>> engine.reward("demo", [RewardItem(reward=1.0, decision_id=d["decision_id"])])
+RewardResult(accepted=1, duplicates=0)
+>>> engine.stats("demo")["total_reward"]
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
+from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
+from octobandit.policies import ArmStats, Policy, make_policy
+from octobandit.policies.base import FloatArray
+from octobandit.stats.intervals import mean_interval
+from octobandit.storage.base import (
+    ArmRecord,
+    ArmStatsRow,
+    BatchTx,
+    DecisionEvent,
+    ExperimentRecord,
+    RewardEvent,
+    Storage,
+)
+
+EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+STATUSES = ("running", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Documented request limits (also enforced by the HTTP API)."""
+
+    max_arms: int = 1000
+    max_decisions_per_request: int = 1000
+    max_rewards_per_request: int = 10_000
+    max_body_bytes: int = 1 << 20
+    max_unit_id_chars: int = 256
+    max_name_chars: int = 200
+
+
+@dataclass(slots=True)
+class _Live:
+    """An experiment's state as the data plane uses it (cached between groups)."""
+
+    record: ExperimentRecord
+    policy: Policy
+    arm_ids: list[str]
+    index: dict[str, int]
+    payloads: list[Any]
+    enabled: np.ndarray[Any, np.dtype[np.bool_]]
+    decisions: list[int]
+    n: FloatArray
+    s: FloatArray
+    ss: FloatArray
+    probs: FloatArray | None = None
+    dirty: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, record: ExperimentRecord) -> _Live:
+        arms = record.arms
+        return cls(
+            record=record,
+            policy=make_policy(record.policy, record.reward_type),
+            arm_ids=[a.arm_id for a in arms],
+            index={a.arm_id: i for i, a in enumerate(arms)},
+            payloads=[a.payload for a in arms],
+            enabled=np.array([a.enabled and not a.deleted for a in arms], dtype=bool),
+            decisions=[a.decisions for a in arms],
+            n=np.array([a.rewards for a in arms], dtype=np.float64),
+            s=np.array([a.reward_sum for a in arms], dtype=np.float64),
+            ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
+        )
+
+    @property
+    def stats(self) -> ArmStats:
+        return ArmStats(self.n, self.s, self.ss)
+
+
+def _require(mapping: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(mapping, Mapping):
+        raise InvalidInput("must be an object", field=where)
+    return mapping
+
+
+def _arm_record(spec: Any, where: str, ts: float) -> ArmRecord:
+    spec = _require(spec, where)
+    unknown = set(spec) - {"id", "payload", "enabled"}
+    if unknown:
+        raise InvalidInput(f"unknown fields {sorted(unknown)}", field=where)
+    arm_id = spec.get("id")
+    if not isinstance(arm_id, str) or not ARM_ID.fullmatch(arm_id):
+        raise InvalidInput(
+            "arm id must be 1-128 characters of letters, digits and . _ : -,"
+            " starting with a letter or digit",
+            field=f"{where}.id",
+        )
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InvalidInput("must be true or false", field=f"{where}.enabled")
+    return ArmRecord(arm_id=arm_id, payload=spec.get("payload"), enabled=enabled, created_at=ts)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def experiment_view(record: ExperimentRecord) -> dict[str, Any]:
+    """The JSON shape of an experiment, shared by every door."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status,
+        "policy": record.policy,
+        "reward": {"type": record.reward_type},
+        "arms": [arm_view(a) for a in record.arms],
+        "version": record.version,
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
+    }
+
+
+def arm_view(arm: ArmRecord) -> dict[str, Any]:
+    return {
+        "id": arm.arm_id,
+        "payload": arm.payload,
+        "enabled": arm.enabled and not arm.deleted,
+        "deleted": arm.deleted,
+    }
+
+
+class Engine:
+    """Experiments over a :class:`~octobandit.storage.base.Storage`.
+
+    ``seed`` fixes the random stream (tests, simulations); by default it comes
+    from the operating system, so that several worker processes never share it.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
+    ) -> None:
+        self.storage = storage
+        self.limits = limits or Limits()
+        self.rng = np.random.default_rng(seed)
+        self._ids = random.Random(seed if seed is not None else int.from_bytes(os.urandom(16)))
+        self._clock = clock
+        self._live: dict[str, _Live] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _decision_id(self, ts: float) -> str:
+        # time-ordered (appends to the index) and 80 random bits
+        return f"{int(ts * 1000):012x}{self._ids.getrandbits(80):020x}"
+
+    def _record(self, experiment_id: str) -> ExperimentRecord:
+        record = self.storage.get_experiment(experiment_id)
+        if record is None:
+            raise NotFound(f"experiment {experiment_id!r} not found", code="experiment_not_found")
+        return record
+
+    def _changed(self, experiment_id: str) -> ExperimentRecord:
+        self._live.pop(experiment_id, None)
+        return self._record(experiment_id)
+
+    # ------------------------------------------------------------ control plane
+    def create_experiment(self, spec: Mapping[str, Any]) -> ExperimentRecord:
+        """Create an experiment from ``{"id"?, "name"?, "policy"?, "arms"?, "reward"?}``."""
+        spec = _require(spec, "body")
+        unknown = set(spec) - {"id", "name", "policy", "arms", "reward"}
+        if unknown:
+            raise InvalidInput(f"unknown fields {sorted(unknown)}", field="body")
+        experiment_id = spec.get("id")
+        if experiment_id is None:
+            experiment_id = "exp-" + uuid.uuid4().hex[:12]
+        elif not isinstance(experiment_id, str) or not EXPERIMENT_ID.fullmatch(experiment_id):
+            raise InvalidInput(
+                "must match [a-z0-9][a-z0-9_-]{0,63} (lower-case slug, at most 64 characters)",
+                field="id",
+            )
+        name = spec.get("name") or experiment_id
+        if not isinstance(name, str) or len(name) > self.limits.max_name_chars:
+            raise InvalidInput(
+                f"must be a string of at most {self.limits.max_name_chars} characters", field="name"
+            )
+        reward = _require(spec.get("reward") or {"type": "binary"}, "reward")
+        reward_type = reward.get("type", "binary")
+        if set(reward) - {"type"}:
+            raise InvalidInput(f"unknown fields {sorted(set(reward) - {'type'})}", field="reward")
+        policy_spec = _require(spec.get("policy") or {"type": "thompson"}, "policy")
+        policy = make_policy(policy_spec, reward_type)
+        ts = self._clock()
+        arm_specs = spec.get("arms") or []
+        if not isinstance(arm_specs, list):
+            raise InvalidInput("must be a list", field="arms")
+        if len(arm_specs) > self.limits.max_arms:
+            raise InvalidInput(f"at most {self.limits.max_arms} arms", field="arms")
+        arms = [_arm_record(a, f"arms[{i}]", ts) for i, a in enumerate(arm_specs)]
+        seen: set[str] = set()
+        for i, arm in enumerate(arms):
+            if arm.arm_id in seen:
+                raise InvalidInput(f"duplicate arm id {arm.arm_id!r}", field=f"arms[{i}].id")
+            seen.add(arm.arm_id)
+            arm.position = i
+        record = ExperimentRecord(
+            id=experiment_id,
+            name=name,
+            policy=policy.params(),
+            reward_type=reward_type,
+            created_at=ts,
+            updated_at=ts,
+            arms=arms,
+        )
+        self.storage.create_experiment(record)
+        self._live.pop(experiment_id, None)
+        return record
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        return self._record(experiment_id)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        return self.storage.list_experiments()
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> ExperimentRecord:
+        """Change ``name``, ``status`` (running/paused) or policy parameters.
+
+        ``policy`` is merged into the current parameters when its ``type`` is
+        absent or the same; a new ``type`` replaces the policy (statistics are
+        kept: they do not depend on the policy).
+        """
+        changes = _require(changes, "body")
+        unknown = set(changes) - {"name", "status", "policy"}
+        if unknown:
+            raise InvalidInput(f"unknown or read-only fields {sorted(unknown)}", field="body")
+        current = self._record(experiment_id)
+        out: dict[str, Any] = {}
+        if "name" in changes:
+            name = changes["name"]
+            if not isinstance(name, str) or not name or len(name) > self.limits.max_name_chars:
+                raise InvalidInput(
+                    f"must be a non-empty string of at most {self.limits.max_name_chars} chars",
+                    field="name",
+                )
+            out["name"] = name
+        if "status" in changes:
+            if changes["status"] not in STATUSES:
+                raise InvalidInput(f"must be one of {list(STATUSES)}", field="status")
+            out["status"] = changes["status"]
+        if "policy" in changes:
+            patch = _require(changes["policy"], "policy")
+            kind = patch.get("type", current.policy["type"])
+            merged = {**current.policy, **patch} if kind == current.policy["type"] else dict(patch)
+            out["policy"] = make_policy(merged, current.reward_type).params()
+        if out:
+            self.storage.update_experiment(experiment_id, out, self._clock())
+        return self._changed(experiment_id)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._live.pop(experiment_id, None)
+        if not self.storage.delete_experiment(experiment_id):
+            raise NotFound(f"experiment {experiment_id!r} not found", code="experiment_not_found")
+
+    def delete_all(self) -> int:
+        self._live.clear()
+        return self.storage.delete_all()
+
+    def reset(self, experiment_id: str) -> ExperimentRecord:
+        """Statistics back to their priors; the event log keeps a reset marker."""
+        self._live.pop(experiment_id, None)
+        self.storage.reset_experiment(experiment_id, self._clock())
+        return self._changed(experiment_id)
+
+    def add_arm(self, experiment_id: str, spec: Mapping[str, Any]) -> ArmRecord:
+        record = self._record(experiment_id)
+        if len(record.arms) >= self.limits.max_arms:
+            raise Conflict(
+                f"experiment already has {self.limits.max_arms} arms", code="too_many_arms"
+            )
+        ts = self._clock()
+        arm = _arm_record(spec, "body", ts)
+        self.storage.add_arm(experiment_id, arm, ts)
+        self._live.pop(experiment_id, None)
+        return arm
+
+    def update_arm(self, experiment_id: str, arm_id: str, changes: Mapping[str, Any]) -> ArmRecord:
+        changes = _require(changes, "body")
+        unknown = set(changes) - {"enabled", "payload"}
+        if unknown:
+            raise InvalidInput(f"unknown or read-only fields {sorted(unknown)}", field="body")
+        if "enabled" in changes and not isinstance(changes["enabled"], bool):
+            raise InvalidInput("must be true or false", field="enabled")
+        arm = self._arm(experiment_id, arm_id)
+        if arm.deleted and changes.get("enabled"):
+            raise Conflict(f"arm {arm_id!r} was deleted and cannot be enabled", code="arm_deleted")
+        if changes:
+            self.storage.update_arm(experiment_id, arm_id, changes, self._clock())
+        return self._arm(experiment_id, arm_id, changed=True)
+
+    def delete_arm(self, experiment_id: str, arm_id: str) -> None:
+        """Retire an arm: never chosen again; its history stays in the statistics."""
+        self._arm(experiment_id, arm_id)
+        self.storage.update_arm(
+            experiment_id, arm_id, {"deleted": True, "enabled": False}, self._clock()
+        )
+        self._live.pop(experiment_id, None)
+
+    def _arm(self, experiment_id: str, arm_id: str, *, changed: bool = False) -> ArmRecord:
+        record = self._changed(experiment_id) if changed else self._record(experiment_id)
+        for arm in record.arms:
+            if arm.arm_id == arm_id:
+                return arm
+        raise NotFound(
+            f"arm {arm_id!r} not found in experiment {experiment_id!r}", code="arm_not_found"
+        )
+
+    # --------------------------------------------------------------- statistics
+    def stats(self, experiment_id: str) -> dict[str, Any]:
+        record = self._record(experiment_id)
+        arms = []
+        for a in record.arms:
+            mean = a.reward_sum / a.rewards if a.rewards > 0 else None
+            ci = mean_interval(a.reward_sum, a.reward_sq_sum, a.rewards, record.reward_type)
+            arms.append(
+                {
+                    "arm_id": a.arm_id,
+                    "enabled": a.enabled and not a.deleted,
+                    "deleted": a.deleted,
+                    "decisions": a.decisions,
+                    "rewards": a.rewards,
+                    "reward_sum": a.reward_sum,
+                    "mean_reward": mean,
+                    "ci95": list(ci) if ci is not None else None,
+                }
+            )
+        return {
+            "experiment_id": record.id,
+            "status": record.status,
+            "total_decisions": sum(a.decisions for a in record.arms),
+            "total_reward": math.fsum(a.reward_sum for a in record.arms),
+            "arms": arms,
+        }
+
+    # -------------------------------------------------------------- data plane
+    def decide(
+        self,
+        experiment_id: str,
+        *,
+        n: int | None = None,
+        unit_id: str | None = None,
+        context: Any = None,
+    ) -> Any:
+        """One decision (a dict), or ``{"decisions": [...]}`` when ``n`` is given."""
+        return self._one(DecideOp(experiment_id, n, unit_id, context))
+
+    def reward(self, experiment_id: str, items: Sequence[RewardItem]) -> RewardResult:
+        result: RewardResult = self._one(RewardOp(experiment_id, list(items)))
+        return result
+
+    def _one(self, op: Op) -> Any:
+        (result,) = self.execute([op])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def execute(self, ops: Sequence[Op]) -> list[Any]:
+        """Run a group of data-plane requests in one transaction.
+
+        Returns one entry per request: its result, or the
+        :class:`~octobandit.errors.OctobanditError` that rejected it (nothing
+        of a rejected request is written). An unexpected storage failure
+        rolls the whole group back and is raised.
+        """
+        results: list[Any] = [None] * len(ops)
+        try:
+            with self.storage.batch() as tx:
+                if tx.others_wrote():
+                    self._live.clear()
+                rewarded: set[str] = set()
+                by_experiment: dict[str, list[tuple[int, DecideOp]]] = {}
+                for i, op in enumerate(ops):
+                    if isinstance(op, DecideOp):
+                        try:
+                            self._check_decide(op)
+                        except OctobanditError as exc:
+                            results[i] = exc
+                            continue
+                        by_experiment.setdefault(op.experiment_id, []).append((i, op))
+                for experiment_id, group in by_experiment.items():
+                    self._decide_group(tx, experiment_id, group, results)
+                for i, op in enumerate(ops):
+                    if isinstance(op, RewardOp):
+                        try:
+                            results[i] = self._apply_rewards(tx, op, rewarded)
+                        except OctobanditError as exc:
+                            results[i] = exc
+                for live in self._live.values():
+                    if live.dirty:
+                        tx.write_arm_stats(
+                            live.record.id,
+                            [
+                                ArmStatsRow(
+                                    live.arm_ids[j],
+                                    live.decisions[j],
+                                    float(live.n[j]),
+                                    float(live.s[j]),
+                                    float(live.ss[j]),
+                                )
+                                for j in sorted(live.dirty)
+                            ],
+                        )
+                        live.dirty.clear()
+        except BaseException:
+            self._live.clear()  # the cache may hold uncommitted changes
+            raise
+        return results
+
+    def _check_decide(self, op: DecideOp) -> None:
+        limit = self.limits.max_decisions_per_request
+        if op.n is not None and (
+            isinstance(op.n, bool) or not isinstance(op.n, int) or not 1 <= op.n <= limit
+        ):
+            raise InvalidInput(f"must be an integer from 1 to {limit}", field="n")
+        if op.unit_id is not None:
+            if (
+                not isinstance(op.unit_id, str)
+                or not 0 < len(op.unit_id) <= self.limits.max_unit_id_chars
+            ):
+                raise InvalidInput(
+                    f"must be a string of 1 to {self.limits.max_unit_id_chars} characters",
+                    field="unit_id",
+                )
+            if op.n is not None:
+                raise InvalidInput("a sticky decision (unit_id) is a single decision", field="n")
+
+    def _load(self, tx: BatchTx, experiment_id: str) -> _Live:
+        live = self._live.get(experiment_id)
+        if live is None:
+            record = tx.load_experiment(experiment_id)
+            if record is None:
+                raise NotFound(
+                    f"experiment {experiment_id!r} not found", code="experiment_not_found"
+                )
+            live = self._live[experiment_id] = _Live.of(record)
+        return live
+
+    def _decide_group(
+        self,
+        tx: BatchTx,
+        experiment_id: str,
+        group: list[tuple[int, DecideOp]],
+        results: list[Any],
+    ) -> None:
+        indices = [i for i, _ in group]
+        ops = [op for _, op in group]
+        try:
+            live = self._load(tx, experiment_id)
+            if not live.enabled.any():
+                raise Conflict(
+                    f"experiment {experiment_id!r} has no enabled arm: add or enable an arm",
+                    code="no_enabled_arm",
+                )
+        except OctobanditError as exc:
+            for i in indices:
+                results[i] = exc
+            return
+        ts = self._clock()
+        sticky: dict[str, tuple[str, float]] = {}
+        units = [op.unit_id for op in ops if op.unit_id is not None]
+        if units:
+            sticky = {
+                unit: (arm, p)
+                for unit, (arm, p) in tx.find_assignments(experiment_id, units).items()
+                if arm in live.index and live.enabled[live.index[arm]]
+            }
+        fresh = sum((op.n or 1) for op in ops if op.unit_id not in sticky)
+        arms: list[int] = []
+        props: list[float] = []
+        if fresh:
+            if live.record.status == "running":
+                if live.probs is None:
+                    live.probs = live.policy.probabilities(live.stats, live.enabled)
+                choice = live.policy.choose(
+                    live.stats, self.rng, size=fresh, enabled=live.enabled, probabilities=live.probs
+                )
+                arms = choice.arms.tolist()
+                props = choice.propensities.tolist()
+            else:  # paused: serve the best estimate, no exploration
+                best = live.policy.greedy(live.stats, live.enabled)
+                arms, props = [best] * fresh, [1.0] * fresh
+        events: list[DecisionEvent] = []
+        new_units: list[tuple[str, str, float]] = []
+        k = 0
+        for op, i in zip(ops, indices, strict=True):
+            out = []
+            for _ in range(op.n or 1):
+                if op.unit_id is not None and op.unit_id in sticky:
+                    arm_id, p = sticky[op.unit_id]
+                    j = live.index[arm_id]
+                else:
+                    j, p = arms[k], props[k]
+                    k += 1
+                    arm_id = live.arm_ids[j]
+                    if op.unit_id is not None:
+                        sticky[op.unit_id] = (arm_id, p)
+                        new_units.append((op.unit_id, arm_id, p))
+                decision_id = self._decision_id(ts)
+                events.append(
+                    DecisionEvent(ts, experiment_id, decision_id, arm_id, p, op.unit_id, op.context)
+                )
+                live.decisions[j] += 1
+                live.dirty.add(j)
+                out.append(
+                    {
+                        "decision_id": decision_id,
+                        "experiment_id": experiment_id,
+                        "arm_id": arm_id,
+                        "payload": live.payloads[j],
+                        "propensity": p,
+                    }
+                )
+            results[i] = out[0] if op.n is None else {"decisions": out}
+        tx.append_decisions(events)
+        if new_units:
+            tx.save_assignments(experiment_id, new_units)
+
+    def _apply_rewards(self, tx: BatchTx, op: RewardOp, rewarded: set[str]) -> RewardResult:
+        live = self._load(tx, op.experiment_id)
+        binary = live.record.reward_type == "binary"
+        if not op.items:
+            raise BadRequest("no rewards given", code="empty")
+        if len(op.items) > self.limits.max_rewards_per_request:
+            raise InvalidInput(
+                f"at most {self.limits.max_rewards_per_request} rewards per request",
+                field="rewards",
+            )
+        many = len(op.items) > 1
+        for i, item in enumerate(op.items):
+            where = f"rewards[{i}]." if many else ""
+            if not math.isfinite(item.reward):
+                raise InvalidInput("must be a finite number", field=f"{where}reward")
+            if binary and not 0.0 <= item.reward <= 1.0:
+                raise InvalidInput(
+                    "a binary experiment takes rewards in [0, 1]", field=f"{where}reward"
+                )
+            if (item.decision_id is None) == (item.arm_id is None):
+                raise InvalidInput(
+                    "give either decision_id or arm_id", field=f"{where.rstrip('.') or 'body'}"
+                )
+            if item.count < 1 or (item.decision_id is not None and item.count != 1):
+                raise InvalidInput(
+                    "count is a positive integer, only with arm_id", field=f"{where}count"
+                )
+        wanted = [it.decision_id for it in op.items if it.decision_id is not None]
+        found = tx.find_decisions(op.experiment_id, wanted) if wanted else {}
+        for item in op.items:
+            if item.decision_id is not None and item.decision_id not in found:
+                raise NotFound(
+                    f"decision {item.decision_id!r} not found in experiment {op.experiment_id!r}",
+                    code="decision_not_found",
+                )
+            if item.arm_id is not None and item.arm_id not in live.index:
+                raise NotFound(
+                    f"arm {item.arm_id!r} not found in experiment {op.experiment_id!r}",
+                    code="arm_not_found",
+                )
+        ts = self._clock()
+        events: list[RewardEvent] = []
+        duplicates = 0
+        for item in op.items:
+            if item.decision_id is not None:
+                arm_id, done = found[item.decision_id]
+                if done or item.decision_id in rewarded:
+                    duplicates += 1
+                    continue
+                rewarded.add(item.decision_id)
+            else:
+                arm_id = item.arm_id  # type: ignore[assignment]
+            j = live.index[arm_id]
+            r, c = float(item.reward), float(item.count)
+            live.n[j] += c
+            live.s[j] += r * c
+            live.ss[j] += r * r * c
+            live.dirty.add(j)
+            events.append(RewardEvent(ts, op.experiment_id, arm_id, r, c, item.decision_id))
+        if events:
+            live.probs = None
+            tx.append_rewards(events)
+        return RewardResult(accepted=len(events), duplicates=duplicates)

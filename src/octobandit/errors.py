@@ -1,0 +1,47 @@
+"""Errors shared by the engine and every door (HTTP API, CLI, SDK).
+
+Each error carries a stable machine-readable ``code`` and the HTTP status a
+web door should answer with, so that doors stay thin: they translate, they
+never decide.
+"""
+
+from __future__ import annotations
+
+
+class OctobanditError(Exception):
+    """Base class: ``code`` is stable, ``message`` is for people."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(OctobanditError):
+    """A value is out of range or malformed; ``field`` names it."""
+
+    status = 422
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message, code=code)
+        self.field = field
+
+
+class NotFound(OctobanditError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(OctobanditError):
+    status = 409
+    code = "conflict"
+
+
+class BadRequest(OctobanditError):
+    status = 400
+    code = "bad_request"

@@ -1,0 +1,48 @@
+"""Bandit policies: pure functions of sufficient statistics and a seeded RNG.
+
+>>> make_policy({"type": "epsilon_greedy", "epsilon": 0.2}, "binary").params()
+{'type': 'epsilon_greedy', 'epsilon': 0.2, 'initial_value': 0.0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from octobandit.errors import InvalidInput
+from octobandit.policies.base import REWARD_TYPES, ArmStats, Choice, Policy
+from octobandit.policies.epsilon_greedy import EpsilonGreedy
+from octobandit.policies.thompson import ThompsonSampling
+from octobandit.policies.ucb import UCB1
+
+POLICIES: dict[str, type[Policy]] = {
+    cls.type: cls for cls in (EpsilonGreedy, UCB1, ThompsonSampling)
+}
+
+
+def make_policy(spec: Mapping[str, Any], reward: str = "binary") -> Policy:
+    """Build a policy from its JSON spec ``{"type": ..., **params}``."""
+    if reward not in REWARD_TYPES:
+        raise InvalidInput(f"must be one of {list(REWARD_TYPES)}", field="reward.type")
+    kind = spec.get("type")
+    cls = POLICIES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidInput(
+            f"unknown policy type {kind!r}; known: {sorted(POLICIES)}", field="policy.type"
+        )
+    try:
+        return cls.from_params(spec, reward)
+    except TypeError as exc:  # a parameter of the wrong kind reached the constructor
+        raise InvalidInput(str(exc), field="policy") from exc
+
+
+__all__ = [
+    "POLICIES",
+    "UCB1",
+    "ArmStats",
+    "Choice",
+    "EpsilonGreedy",
+    "Policy",
+    "ThompsonSampling",
+    "make_policy",
+]

@@ -1,0 +1,233 @@
+"""The policy interface: sufficient statistics in, a choice with its propensity out.
+
+A policy is pure: it owns no state and does no I/O. It reads the per-arm
+sufficient statistics of the observed rewards (:class:`ArmStats`), an optional
+mask of enabled arms and a seeded :class:`numpy.random.Generator`, and returns
+the chosen arms together with the probability with which each was chosen.
+
+Statistics are additive (``a + b`` merges two replicas or two batches), so
+updates commute. Every array's last axis is the arm axis; a leading axis is a
+batch of independent problems (for example simulation replications).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from octobandit.errors import InvalidInput
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+REWARD_TYPES = ("binary", "continuous")
+
+
+@dataclass(frozen=True, slots=True)
+class ArmStats:
+    """Sufficient statistics of observed rewards per arm.
+
+    ``n`` counts observed rewards, ``s`` sums them, ``ss`` sums their squares.
+
+    >>> a = ArmStats.zeros(3).observe(1, 1.0)
+    >>> b = ArmStats.zeros(3).observe(1, 0.0).observe(2, 1.0)
+    >>> (a + b).n.tolist(), (a + b).s.tolist()
+    ([0.0, 2.0, 1.0], [0.0, 1.0, 1.0])
+    """
+
+    n: FloatArray
+    s: FloatArray
+    ss: FloatArray
+
+    @classmethod
+    def zeros(cls, k: int, batch: tuple[int, ...] = ()) -> ArmStats:
+        shape = (*batch, k)
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
+
+    @classmethod
+    def of(cls, n: Any, s: Any, ss: Any | None = None) -> ArmStats:
+        """Build from array-likes; ``ss`` defaults to ``s`` (exact for 0/1 rewards)."""
+        n_ = np.asarray(n, dtype=np.float64)
+        s_ = np.asarray(s, dtype=np.float64)
+        ss_ = s_.copy() if ss is None else np.asarray(ss, dtype=np.float64)
+        return cls(n_, s_, ss_)
+
+    @property
+    def k(self) -> int:
+        return int(self.n.shape[-1])
+
+    def __add__(self, other: ArmStats) -> ArmStats:
+        return ArmStats(self.n + other.n, self.s + other.s, self.ss + other.ss)
+
+    def observe(self, arm: int, reward: float, count: float = 1.0) -> ArmStats:
+        """Return new statistics with ``count`` rewards of mean ``reward`` added to ``arm``.
+
+        For a batch mean the within-batch spread is unknown, so the squares are
+        taken as ``count * reward**2`` (exact when ``count == 1``).
+        """
+        n, s, ss = self.n.copy(), self.s.copy(), self.ss.copy()
+        n[..., arm] += count
+        s[..., arm] += reward * count
+        ss[..., arm] += reward * reward * count
+        return ArmStats(n, s, ss)
+
+    def means(self, default: float = 0.0) -> FloatArray:
+        """Empirical mean reward per arm (``default`` where nothing was observed)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n > 0, self.s / np.maximum(self.n, 1e-300), default)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Chosen arm indices and the probability with which each was chosen."""
+
+    arms: IntArray
+    propensities: FloatArray
+
+
+def _as_mask(enabled: Any, k: int) -> BoolArray:
+    if enabled is None:
+        return np.ones(k, dtype=bool)
+    mask = np.asarray(enabled, dtype=bool)
+    if mask.shape[-1] != k:
+        raise ValueError(f"enabled has {mask.shape[-1]} arms, statistics have {k}")
+    return mask
+
+
+def ties_probabilities(values: FloatArray, mask: BoolArray) -> FloatArray:
+    """Uniform probability over the enabled arms that share the maximum value."""
+    v = np.where(mask, values, -np.inf)
+    best = v.max(axis=-1, keepdims=True)
+    ties = (v == best) & mask
+    return np.asarray(ties / ties.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
+def sample_categorical(probs: FloatArray, rng: np.random.Generator) -> IntArray:
+    """Draw one index per row of ``probs`` (shape (B, K)); zero-probability arms never come out."""
+    cum = np.cumsum(probs, axis=-1)
+    cum = cum / cum[..., -1:]
+    u = 1.0 - rng.random(cum.shape[:-1])  # in (0, 1]
+    return np.asarray((cum < u[..., None]).sum(axis=-1), dtype=np.intp)
+
+
+class Policy(ABC):
+    """Base class of every policy family.
+
+    Subclasses are frozen dataclasses whose fields are the policy's parameters,
+    and implement :meth:`probabilities` (the selection distribution). Policies
+    that draw by another mechanism (e.g. posterior sampling) override
+    :meth:`_draw`.
+    """
+
+    type: ClassVar[str]
+    #: True when the selection distribution is exact; False when estimated.
+    exact_propensity: ClassVar[bool] = True
+
+    reward: str
+
+    @abstractmethod
+    def probabilities(self, stats: ArmStats, enabled: Any = None) -> FloatArray:
+        """Probability that each arm is chosen next, given the statistics (same shape)."""
+
+    def point_estimates(self, stats: ArmStats) -> FloatArray:
+        """The policy's estimate of each arm's mean reward (used to serve greedily)."""
+        return stats.means()
+
+    def _draw(
+        self, stats: ArmStats, mask: BoolArray, probs: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        return sample_categorical(probs, rng)
+
+    def choose(
+        self,
+        stats: ArmStats,
+        rng: np.random.Generator,
+        *,
+        size: int | None = None,
+        enabled: Any = None,
+        probabilities: FloatArray | None = None,
+    ) -> Choice:
+        """Choose arms.
+
+        With 1-D statistics (one problem), ``size`` draws are made from the same
+        state and ``Choice.arms`` has shape ``(size,)`` (``(1,)`` if ``size`` is None).
+        With 2-D statistics of shape ``(R, K)`` one draw is made per row.
+        ``probabilities`` may pass in :meth:`probabilities` computed earlier for
+        the same statistics and mask (a cache).
+        """
+        k = stats.k
+        mask = _as_mask(enabled, k)
+        if not mask.any(axis=-1).all():
+            raise ValueError("no enabled arm to choose from")
+        if stats.n.ndim == 1:
+            m = 1 if size is None else size
+            row = self.probabilities(stats, mask) if probabilities is None else probabilities
+            probs = np.broadcast_to(row, (m, k))
+            view = ArmStats(*(np.broadcast_to(a, (m, k)) for a in (stats.n, stats.s, stats.ss)))
+            arms = self._draw(view, np.broadcast_to(mask, (m, k)), probs, rng)
+            return Choice(arms, row[arms])
+        if size is not None:
+            raise ValueError("size is only for 1-D statistics")
+        probs = self.probabilities(stats, mask) if probabilities is None else probabilities
+        arms = self._draw(stats, np.broadcast_to(mask, stats.n.shape), probs, rng)
+        return Choice(arms, np.take_along_axis(probs, arms[:, None], axis=-1)[:, 0])
+
+    def greedy(self, stats: ArmStats, enabled: Any = None) -> int:
+        """The enabled arm with the best point estimate (lowest index on ties)."""
+        mask = _as_mask(enabled, stats.k)
+        est = np.where(mask, self.point_estimates(stats), -np.inf)
+        return int(np.argmax(est))
+
+    def params(self) -> dict[str, Any]:
+        """Parameters as plain JSON values (``type`` included, ``reward`` excluded)."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name != "reward":
+                out[f.name] = getattr(self, f.name)
+        return out
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], reward: str) -> Policy:
+        """Build from JSON parameters, raising :class:`InvalidInput` naming the bad field."""
+        known = {f.name for f in fields(cls)} - {"reward"}  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {}
+        for key, value in params.items():
+            if key == "type":
+                continue
+            if key not in known:
+                raise InvalidInput(
+                    f"unknown parameter for {cls.type}; known: {sorted(known)}",
+                    field=f"policy.{key}",
+                )
+            kwargs[key] = value
+        factory: Any = cls
+        policy: Policy = factory(reward=reward, **kwargs)
+        return policy
+
+
+def check_number(
+    value: Any,
+    field: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """Validate a finite real number in a range, naming ``field`` on failure."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("must be a number", field=field)
+    x = float(value)
+    if not math.isfinite(x):
+        raise InvalidInput("must be finite", field=field)
+    if low is not None and (x <= low if low_open else x < low):
+        raise InvalidInput(f"must be {'>' if low_open else '>='} {low}", field=field)
+    if high is not None and x > high:
+        raise InvalidInput(f"must be <= {high}", field=field)
+    return x

@@ -1,0 +1,1 @@
+"""Posterior and interval statistics for bandit arms."""

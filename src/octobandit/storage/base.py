@@ -1,0 +1,158 @@
+"""The storage interface the engine is written against.
+
+Two kinds of work reach storage:
+
+* the control plane (create, patch, delete, reset experiments and arms): one
+  short transaction per call, through :class:`Storage`'s methods;
+* the data plane (decisions and rewards): many requests are grouped into one
+  transaction (group commit) through :meth:`Storage.batch`, which yields a
+  :class:`BatchTx`. The engine decides inside that transaction, so a decision
+  always sees the arms and status committed before it, also across processes.
+
+Every decision and reward is appended to the event log in the same transaction
+that updates the per-arm sufficient statistics. A Redis state store or a
+PostgreSQL event log implements these same two protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class ArmRecord:
+    arm_id: str
+    payload: Any = None
+    enabled: bool = True
+    deleted: bool = False
+    position: int = 0
+    created_at: float = 0.0
+    decisions: int = 0
+    rewards: float = 0.0
+    reward_sum: float = 0.0
+    reward_sq_sum: float = 0.0
+
+
+@dataclass(slots=True)
+class ExperimentRecord:
+    id: str
+    name: str
+    policy: dict[str, Any]
+    reward_type: str
+    status: str = "running"
+    version: int = 1
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    arms: list[ArmRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DecisionEvent:
+    ts: float
+    experiment_id: str
+    decision_id: str
+    arm_id: str
+    propensity: float
+    unit_id: str | None = None
+    context: Any = None
+
+
+@dataclass(slots=True)
+class RewardEvent:
+    ts: float
+    experiment_id: str
+    arm_id: str
+    reward: float
+    count: float = 1.0
+    decision_id: str | None = None
+
+
+@dataclass(slots=True)
+class ArmStatsRow:
+    """Absolute statistics of one arm, written after a batch."""
+
+    arm_id: str
+    decisions: int
+    rewards: float
+    reward_sum: float
+    reward_sq_sum: float
+
+
+@dataclass(slots=True)
+class Event:
+    """One row of the event log, as read back."""
+
+    seq: int
+    ts: float
+    experiment_id: str
+    kind: str  # "decision" | "reward" | "reset"
+    decision_id: str | None
+    arm_id: str | None
+    propensity: float | None
+    unit_id: str | None
+    context: Any
+    reward: float | None
+    count: float | None
+
+
+class BatchTx(Protocol):
+    """One data-plane transaction; commits when the context exits cleanly."""
+
+    def others_wrote(self) -> bool:
+        """True if another process committed since this store's previous batch."""
+
+    def load_experiment(self, experiment_id: str) -> ExperimentRecord | None: ...
+
+    def find_assignments(
+        self, experiment_id: str, unit_ids: Sequence[str]
+    ) -> dict[str, tuple[str, float]]: ...
+
+    def save_assignments(
+        self, experiment_id: str, rows: Iterable[tuple[str, str, float]]
+    ) -> None: ...
+
+    def append_decisions(self, events: Sequence[DecisionEvent]) -> None: ...
+
+    def find_decisions(
+        self, experiment_id: str, decision_ids: Sequence[str]
+    ) -> dict[str, tuple[str, bool]]:
+        """Map each known decision id to ``(arm_id, already_rewarded)``."""
+
+    def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
+
+    def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None: ...
+
+
+class Storage(Protocol):
+    def batch(self) -> AbstractContextManager[BatchTx]: ...
+
+    def create_experiment(self, record: ExperimentRecord) -> None:
+        """Insert an experiment and its arms (:class:`~octobandit.errors.Conflict` if it exists)."""
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord | None: ...
+
+    def list_experiments(self) -> list[ExperimentRecord]: ...
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
+        """Change ``name``, ``status`` or ``policy``; bumps the version."""
+
+    def delete_experiment(self, experiment_id: str) -> bool: ...
+
+    def delete_all(self) -> int: ...
+
+    def reset_experiment(self, experiment_id: str, ts: float) -> None:
+        """Zero the statistics and append a reset marker to the event log."""
+
+    def add_arm(self, experiment_id: str, arm: ArmRecord, ts: float) -> None: ...
+
+    def update_arm(
+        self, experiment_id: str, arm_id: str, changes: Mapping[str, Any], ts: float
+    ) -> None: ...
+
+    def events(self, experiment_id: str | None = None) -> Iterator[Event]:
+        """The event log in commit order."""
+
+    def close(self) -> None: ...

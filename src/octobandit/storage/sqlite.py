@@ -1,0 +1,427 @@
+"""SQLite storage: the zero-setup default (WAL mode, one file).
+
+Durability: with the default ``synchronous=NORMAL`` in WAL mode a committed
+transaction survives the process being killed (SIGKILL, OOM, crash); it may
+be lost on power failure or an OS crash. ``synchronous="FULL"`` also survives
+those, at the price of an fsync per group commit.
+
+Several processes (``octobandit serve --workers N``) may share one file: data
+plane batches take the write lock with ``BEGIN IMMEDIATE`` and each process
+notices the others' commits through ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from octobandit.errors import Conflict, NotFound
+from octobandit.storage.base import (
+    ArmRecord,
+    ArmStatsRow,
+    DecisionEvent,
+    Event,
+    ExperimentRecord,
+    RewardEvent,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    reward_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS arms (
+    experiment_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    payload TEXT,
+    enabled INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    decisions INTEGER NOT NULL DEFAULT 0,
+    rewards REAL NOT NULL DEFAULT 0,
+    reward_sum REAL NOT NULL DEFAULT 0,
+    reward_sq_sum REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (experiment_id, arm_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    experiment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    decision_id TEXT,
+    arm_id TEXT,
+    propensity REAL,
+    unit_id TEXT,
+    context TEXT,
+    reward REAL,
+    count REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_decision
+    ON events (decision_id, kind) WHERE decision_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_experiment ON events (experiment_id, seq);
+CREATE TABLE IF NOT EXISTS assignments (
+    experiment_id TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    propensity REAL NOT NULL,
+    PRIMARY KEY (experiment_id, unit_id)
+) WITHOUT ROWID;
+"""
+
+_ARM_COLUMNS = (
+    "arm_id, payload, enabled, deleted, position, created_at,"
+    " decisions, rewards, reward_sum, reward_sq_sum"
+)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _arm(row: tuple[Any, ...]) -> ArmRecord:
+    return ArmRecord(
+        arm_id=row[0],
+        payload=_loads(row[1]),
+        enabled=bool(row[2]),
+        deleted=bool(row[3]),
+        position=row[4],
+        created_at=row[5],
+        decisions=row[6],
+        rewards=row[7],
+        reward_sum=row[8],
+        reward_sq_sum=row[9],
+    )
+
+
+class SQLiteBatch:
+    """A data-plane transaction on an open connection (see :class:`BatchTx`)."""
+
+    def __init__(self, store: SQLiteStorage) -> None:
+        self._store = store
+        self._db = store._db
+
+    def others_wrote(self) -> bool:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        changed: bool = version != self._store._data_version
+        self._store._data_version = version
+        return changed
+
+    def load_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        return self._store._load(experiment_id)
+
+    def find_assignments(
+        self, experiment_id: str, unit_ids: Sequence[str]
+    ) -> dict[str, tuple[str, float]]:
+        out: dict[str, tuple[str, float]] = {}
+        for unit in unit_ids:
+            row = self._db.execute(
+                "SELECT arm_id, propensity FROM assignments WHERE experiment_id=? AND unit_id=?",
+                (experiment_id, unit),
+            ).fetchone()
+            if row is not None:
+                out[unit] = (row[0], row[1])
+        return out
+
+    def save_assignments(self, experiment_id: str, rows: Iterable[tuple[str, str, float]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO assignments (experiment_id, unit_id, arm_id, propensity)"
+            " VALUES (?, ?, ?, ?)",
+            ((experiment_id, unit, arm, p) for unit, arm, p in rows),
+        )
+
+    def append_decisions(self, events: Sequence[DecisionEvent]) -> None:
+        self._db.executemany(
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, propensity,"
+            " unit_id, context) VALUES (?, ?, 'decision', ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.ts,
+                    e.experiment_id,
+                    e.decision_id,
+                    e.arm_id,
+                    e.propensity,
+                    e.unit_id,
+                    _dumps(e.context),
+                )
+                for e in events
+            ],
+        )
+
+    def find_decisions(
+        self, experiment_id: str, decision_ids: Sequence[str]
+    ) -> dict[str, tuple[str, bool]]:
+        found: dict[str, tuple[str, bool]] = {}
+        rewarded: set[str] = set()
+        ids = list(dict.fromkeys(decision_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT decision_id, kind, arm_id, experiment_id FROM events"
+                f" WHERE decision_id IN ({marks})",
+                chunk,
+            )
+            for decision_id, kind, arm_id, exp in rows:
+                if exp != experiment_id:
+                    continue
+                if kind == "decision":
+                    found[decision_id] = (arm_id, False)
+                else:
+                    rewarded.add(decision_id)
+        return {d: (arm, d in rewarded) for d, (arm, _) in found.items()}
+
+    def append_rewards(self, events: Sequence[RewardEvent]) -> None:
+        self._db.executemany(
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
+            " VALUES (?, ?, 'reward', ?, ?, ?, ?)",
+            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events],
+        )
+
+    def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None:
+        self._db.executemany(
+            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?"
+            " WHERE experiment_id=? AND arm_id=?",
+            [
+                (r.decisions, r.rewards, r.reward_sum, r.reward_sq_sum, experiment_id, r.arm_id)
+                for r in rows
+            ],
+        )
+
+
+class SQLiteStorage:
+    """SQLite implementation of :class:`~octobandit.storage.base.Storage`.
+
+    >>> store = SQLiteStorage(":memory:")
+    >>> store.create_experiment(ExperimentRecord("demo", "Demo", {"type": "ucb1"}, "binary"))
+    >>> [e.id for e in store.list_experiments()]
+    ['demo']
+    """
+
+    def __init__(
+        self, path: str = "octobandit.db", *, synchronous: str = "NORMAL", timeout: float = 10.0
+    ) -> None:
+        if synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        self.path = path
+        self._db = sqlite3.connect(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        with self._write():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- transactions -------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[SQLiteBatch]:
+        with self._write():
+            yield SQLiteBatch(self)
+
+    # -- reads --------------------------------------------------------------
+    def _load(self, experiment_id: str) -> ExperimentRecord | None:
+        row = self._db.execute(
+            "SELECT id, name, policy, reward_type, status, version, created_at, updated_at"
+            " FROM experiments WHERE id=?",
+            (experiment_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        arms = [
+            _arm(r)
+            for r in self._db.execute(
+                f"SELECT {_ARM_COLUMNS} FROM arms WHERE experiment_id=? ORDER BY position",
+                (experiment_id,),
+            )
+        ]
+        return ExperimentRecord(
+            id=row[0],
+            name=row[1],
+            policy=json.loads(row[2]),
+            reward_type=row[3],
+            status=row[4],
+            version=row[5],
+            created_at=row[6],
+            updated_at=row[7],
+            arms=arms,
+        )
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        with self._lock:
+            return self._load(experiment_id)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self._lock:
+            ids = [
+                r[0] for r in self._db.execute("SELECT id FROM experiments ORDER BY created_at, id")
+            ]
+            return [rec for rec in map(self._load, ids) if rec is not None]
+
+    def events(self, experiment_id: str | None = None) -> Iterator[Event]:
+        with self._lock:
+            if experiment_id is None:
+                rows = self._db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM events WHERE experiment_id=? ORDER BY seq", (experiment_id,)
+                ).fetchall()
+        for r in rows:
+            yield Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10])
+
+    # -- control plane ------------------------------------------------------
+    def create_experiment(self, record: ExperimentRecord) -> None:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM experiments WHERE id=?", (record.id,)).fetchone():
+                raise Conflict(f"experiment {record.id!r} already exists", code="already_exists")
+            db.execute(
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.name,
+                    json.dumps(record.policy),
+                    record.reward_type,
+                    record.status,
+                    record.version,
+                    record.created_at,
+                    record.updated_at,
+                ),
+            )
+            for arm in record.arms:
+                self._insert_arm(db, record.id, arm)
+
+    def _insert_arm(self, db: sqlite3.Connection, experiment_id: str, arm: ArmRecord) -> None:
+        db.execute(
+            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                experiment_id,
+                arm.arm_id,
+                _dumps(arm.payload),
+                int(arm.enabled),
+                int(arm.deleted),
+                arm.position,
+                arm.created_at,
+                arm.decisions,
+                arm.rewards,
+                arm.reward_sum,
+                arm.reward_sq_sum,
+            ),
+        )
+
+    def _bump(self, db: sqlite3.Connection, experiment_id: str, ts: float) -> None:
+        cur = db.execute(
+            "UPDATE experiments SET version = version + 1, updated_at=? WHERE id=?",
+            (ts, experiment_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"experiment {experiment_id!r} not found")
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
+        allowed = {"name", "status", "policy"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            for key, value in changes.items():
+                db.execute(
+                    f"UPDATE experiments SET {key}=? WHERE id=?",
+                    (json.dumps(value) if key == "policy" else value, experiment_id),
+                )
+
+    def delete_experiment(self, experiment_id: str) -> bool:
+        with self._write() as db:
+            cur = db.execute("DELETE FROM experiments WHERE id=?", (experiment_id,))
+            for table in ("arms", "events", "assignments"):
+                db.execute(f"DELETE FROM {table} WHERE experiment_id=?", (experiment_id,))
+            return cur.rowcount > 0
+
+    def delete_all(self) -> int:
+        with self._write() as db:
+            n: int = db.execute("SELECT count(*) FROM experiments").fetchone()[0]
+            for table in ("experiments", "arms", "events", "assignments"):
+                db.execute(f"DELETE FROM {table}")
+            return n
+
+    def reset_experiment(self, experiment_id: str, ts: float) -> None:
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            db.execute(
+                "UPDATE arms SET decisions=0, rewards=0, reward_sum=0, reward_sq_sum=0"
+                " WHERE experiment_id=?",
+                (experiment_id,),
+            )
+            db.execute("DELETE FROM assignments WHERE experiment_id=?", (experiment_id,))
+            db.execute(
+                "INSERT INTO events (ts, experiment_id, kind) VALUES (?, ?, 'reset')",
+                (ts, experiment_id),
+            )
+
+    def add_arm(self, experiment_id: str, arm: ArmRecord, ts: float) -> None:
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            if db.execute(
+                "SELECT 1 FROM arms WHERE experiment_id=? AND arm_id=?", (experiment_id, arm.arm_id)
+            ).fetchone():
+                raise Conflict(f"arm {arm.arm_id!r} already exists", code="already_exists")
+            arm.position = db.execute(
+                "SELECT coalesce(max(position) + 1, 0) FROM arms WHERE experiment_id=?",
+                (experiment_id,),
+            ).fetchone()[0]
+            self._insert_arm(db, experiment_id, arm)
+
+    def update_arm(
+        self, experiment_id: str, arm_id: str, changes: Mapping[str, Any], ts: float
+    ) -> None:
+        allowed = {"enabled", "deleted", "payload"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            if not db.execute(
+                "SELECT 1 FROM arms WHERE experiment_id=? AND arm_id=?", (experiment_id, arm_id)
+            ).fetchone():
+                raise NotFound(f"arm {arm_id!r} not found in experiment {experiment_id!r}")
+            for key, value in changes.items():
+                db.execute(
+                    f"UPDATE arms SET {key}=? WHERE experiment_id=? AND arm_id=?",
+                    (
+                        _dumps(value) if key == "payload" else int(value),
+                        experiment_id,
+                        arm_id,
+                    ),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from octobandit.api.app import create_app
+from octobandit.config import Settings
+from octobandit.engine import Engine
+from octobandit.storage import SQLiteStorage
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    storage = SQLiteStorage(str(tmp_path / "test.db"))
+    yield Engine(storage, seed=1234)
+    storage.close()
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    app = create_app(engine, Settings())
+    with TestClient(app) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """The real service as a subprocess (``python -m octobandit.cli serve``)."""
+
+    def __init__(self, db: Path, workers: int = 1) -> None:
+        self.db = db
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        cmd = [
+            sys.executable, "-m", "octobandit.cli", "serve",
+            "--port", str(self.port), "--db", str(self.db),
+            "--workers", str(self.workers), "--log-level", "warning",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start within 30 s")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown code runs."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
+    started: list[Server] = []
+
+    class _Factory(Server):
+        def start(self) -> Server:
+            started.append(self)
+            return super().start()
+
+    yield _Factory
+    for s in started:
+        s.stop()
