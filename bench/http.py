@@ -28,9 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
+# this file is named http.py: keep its folder off the path so `import http` finds the stdlib
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import httpx  # noqa: E402
+
 RESULTS = HERE / "results" / "http.json"
 
 POST_LUA = """
@@ -136,7 +139,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="octobandit-bench-"))
     bare_port, svc_port = free_port(), free_port()
-    env = {**os.environ, "OCTOBANDIT_DB": str(work / "bench.db"), "PYTHONPATH": str(HERE)}
+    env = {
+        **os.environ,
+        "OCTOBANDIT_DB": str(work / "bench.db"),
+        "PYTHONPATH": str(HERE / "baseline"),
+    }
     bare = start(uvicorn_cmd("bare_app:app", bare_port), env)
     svc = start(uvicorn_cmd("octobandit.api.app:app_from_env", svc_port, factory=True), env)
     svc_url, bare_url = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"

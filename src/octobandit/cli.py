@@ -60,9 +60,9 @@ def serve(
         OCTOBANDIT_HOST=host,
         OCTOBANDIT_PORT=str(port),
     )
-    from octobandit.api.app import create_app  # creates the database before workers start
+    from octobandit.storage import SQLiteStorage
 
-    create_app().state.engine.storage.close()
+    SQLiteStorage(db, synchronous=synchronous).close()  # create the schema before workers start
     uvicorn.run(
         "octobandit.api.app:app_from_env",
         factory=True,

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 import octobandit
-from octobandit.api.hot import data_plane_routes, error_response, json_response, openapi_paths
+from octobandit.api.hot import DataPlane, error_response, json_response, openapi_paths
 from octobandit.api.limits import BodyLimit
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
@@ -95,8 +95,12 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``."""
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> DataPlane:
+    """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``.
+
+    The result is the data-plane front door; the FastAPI app (control plane,
+    docs, OpenAPI) sits behind it as ``.app``, the engine as ``.committer.engine``.
+    """
     settings = settings or Settings.from_env()
     if engine is None:
         engine = Engine(
@@ -195,10 +199,6 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def stats(experiment_id: str) -> Response:
         return json_response(engine.stats(experiment_id))
 
-    # data plane: plain Starlette routes, matched before everything else
-    for route in reversed(data_plane_routes(committer)):
-        app.router.routes.insert(0, route)
-
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -214,9 +214,9 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return DataPlane(app, committer)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> DataPlane:
     """Factory for ``uvicorn --factory`` (used by ``octobandit serve --workers N``)."""
     return create_app()

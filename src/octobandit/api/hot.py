@@ -1,8 +1,9 @@
 """The data-plane routes: decisions and rewards.
 
-These two routes carry nearly all the traffic, so they are plain Starlette
-endpoints: msgspec decodes and validates the body in one pass and encodes the
-answer, and requests are grouped into one transaction by the
+These two routes carry nearly all the traffic, so they are served by a small
+pure-ASGI front door (:class:`DataPlane`) in front of the FastAPI app: msgspec
+decodes and validates the body in one pass and encodes the answer, and
+requests are grouped into one transaction by the
 :class:`~octobandit.engine.GroupCommitter`. Their OpenAPI description is
 generated from the same msgspec types (see :func:`openapi_paths`).
 """
@@ -10,12 +11,12 @@ generated from the same msgspec types (see :func:`openapi_paths`).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from octobandit.engine import GroupCommitter, RewardItem
 from octobandit.errors import OctobanditError
@@ -78,76 +79,141 @@ _encode = msgspec.json.Encoder().encode
 _decode_decision = msgspec.json.Decoder(DecisionRequest).decode
 _decode_reward = msgspec.json.Decoder(RewardRequest).decode
 _EMPTY_DECISION = DecisionRequest()
+_JSON = (b"content-type", b"application/json")
+log = logging.getLogger("octobandit.api")
 
 
 def json_response(content: Any, status: int = 200) -> Response:
     return Response(_encode(content), status_code=status, media_type="application/json")
 
 
+def error_body(code: str, message: str) -> bytes:
+    return _encode({"error": {"code": code, "message": message}})
+
+
 def error_response(status: int, code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+    return Response(error_body(code, message), status_code=status, media_type="application/json")
 
 
-def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> Response:
+class _Reject(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+
+
+def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> _Reject:
     if isinstance(exc, msgspec.ValidationError):
         try:  # a typed decoder may stop at a type error before it sees broken syntax
             msgspec.json.decode(body)
         except msgspec.DecodeError as syntax:
             exc = syntax
         else:
-            return error_response(422, "invalid", str(exc))
+            return _Reject(422, "invalid", str(exc))
     try:  # NaN, Infinity or a number too large for a float: valid to Python, not to JSON
         json.loads(body)
     except ValueError:
-        return error_response(400, "invalid_json", f"request body is not valid JSON: {exc}")
-    return error_response(422, "invalid", "numbers must be finite (no NaN or Infinity)")
+        return _Reject(400, "invalid_json", f"request body is not valid JSON: {exc}")
+    return _Reject(422, "invalid", "numbers must be finite (no NaN or Infinity)")
 
 
-def data_plane_routes(committer: GroupCommitter) -> list[Route]:
-    # body size is limited for every route by octobandit.api.limits.BodyLimit
-    async def decisions(request: Request) -> Response:
-        body = await request.body()
+class DataPlane:
+    """Pure-ASGI front door: the two data-plane routes, everything else to ``app``.
+
+    Decisions and rewards skip the framework's routing and middleware: the path
+    is split by hand, the body is read with its size limit, msgspec decodes and
+    validates it, and the answer is sent as two ASGI messages.
+    """
+
+    PREFIX = "/v1/experiments/"
+
+    def __init__(self, app: ASGIApp, committer: GroupCommitter) -> None:
+        self.app = app
+        self.committer = committer
+        self.limit = committer.engine.limits.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(self.PREFIX):
+                experiment_id, _, action = path[len(self.PREFIX) :].partition("/")
+                if action in ("decisions", "rewards") and experiment_id:
+                    await self._serve(scope, receive, send, experiment_id, action)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, experiment_id: str, action: str
+    ) -> None:
+        status, body = 200, b""
         try:
-            req = _decode_decision(body) if body.strip() else _EMPTY_DECISION
-        except msgspec.MsgspecError as exc:
-            return _bad_body(exc, body)
-        try:
-            result = await committer.decide(
-                request.path_params["experiment_id"],
-                n=req.n,
-                unit_id=req.unit_id,
-                context=req.context,
-            )
+            if scope["method"] != "POST":
+                raise _Reject(405, "method_not_allowed", "Method Not Allowed")
+            raw = await self._body(scope, receive)
+            if action == "decisions":
+                body = _encode(await self._decide(experiment_id, raw))
+            else:
+                body = _encode(await self._reward(experiment_id, raw))
+        except _Reject as exc:
+            status, body = exc.status, error_body(exc.code, exc.message)
         except OctobanditError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        return json_response(result)
+            status, body = exc.status, error_body(exc.code, exc.message)
+        except Exception:
+            log.exception("data plane failure")
+            status, body = 500, error_body("internal", "internal error: nothing was written")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
-    async def rewards(request: Request) -> Response:
-        body = await request.body()
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        too_large = _Reject(413, "too_large", f"request body exceeds {self.limit} bytes")
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if not value.isdigit():
+                    raise _Reject(400, "bad_request", "invalid Content-Length")
+                if int(value) > self.limit:
+                    raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _Reject(400, "bad_request", "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _decide(self, experiment_id: str, raw: bytes) -> Any:
         try:
-            req = _decode_reward(body)
+            req = _decode_decision(raw) if raw.strip() else _EMPTY_DECISION
         except msgspec.MsgspecError as exc:
-            return _bad_body(exc, body)
+            raise _bad_body(exc, raw) from None
+        return await self.committer.decide(
+            experiment_id, n=req.n, unit_id=req.unit_id, context=req.context
+        )
+
+    async def _reward(self, experiment_id: str, raw: bytes) -> Any:
+        try:
+            req = _decode_reward(raw)
+        except msgspec.MsgspecError as exc:
+            raise _bad_body(exc, raw) from None
         if req.rewards is not None:
             if req.reward is not None or req.decision_id is not None or req.arm_id is not None:
-                return error_response(
-                    422, "invalid", "give either one reward or `rewards`, not both"
-                )
+                raise _Reject(422, "invalid", "give either one reward or `rewards`, not both")
             items = [RewardItem(r.reward, r.decision_id, r.arm_id, r.count) for r in req.rewards]
         elif req.reward is None:
-            return error_response(422, "invalid", "Object missing required field `reward`")
+            raise _Reject(422, "invalid", "Object missing required field `reward`")
         else:
             items = [RewardItem(req.reward, req.decision_id, req.arm_id, req.count)]
-        try:
-            result = await committer.reward(request.path_params["experiment_id"], items)
-        except OctobanditError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        return json_response({"accepted": result.accepted, "duplicates": result.duplicates})
-
-    return [
-        Route("/v1/experiments/{experiment_id}/decisions", decisions, methods=["POST"]),
-        Route("/v1/experiments/{experiment_id}/rewards", rewards, methods=["POST"]),
-    ]
+        result = await self.committer.reward(experiment_id, items)
+        return {"accepted": result.accepted, "duplicates": result.duplicates}
 
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -80,19 +80,24 @@ class _Live:
     n: FloatArray
     s: FloatArray
     ss: FloatArray
-    probs: FloatArray | None = None
+    any_enabled: bool = True
+    probs: FloatArray | None = None  # selection distribution in use
+    probs_at: float = 0.0  # when it was computed (monotonic seconds)
+    stale: bool = False  # statistics changed since
     dirty: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, record: ExperimentRecord) -> _Live:
         arms = record.arms
+        enabled = np.array([a.enabled and not a.deleted for a in arms], dtype=bool)
         return cls(
             record=record,
+            any_enabled=bool(enabled.any()),
             policy=make_policy(record.policy, record.reward_type),
             arm_ids=[a.arm_id for a in arms],
             index={a.arm_id: i for i, a in enumerate(arms)},
             payloads=[a.payload for a in arms],
-            enabled=np.array([a.enabled and not a.deleted for a in arms], dtype=bool),
+            enabled=enabled,
             decisions=[a.decisions for a in arms],
             n=np.array([a.rewards for a in arms], dtype=np.float64),
             s=np.array([a.reward_sum for a in arms], dtype=np.float64),
@@ -161,6 +166,12 @@ class Engine:
 
     ``seed`` fixes the random stream (tests, simulations); by default it comes
     from the operating system, so that several worker processes never share it.
+
+    ``refresh_interval`` (seconds) bounds how often the selection distribution
+    is recomputed from new rewards under load (0: after every group). Between
+    refreshes decisions are drawn from the last distribution, and the logged
+    propensity is always the probability with which the served arm was drawn.
+    Configuration changes (arms, status, policy) take effect at once.
     """
 
     def __init__(
@@ -170,8 +181,10 @@ class Engine:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
+        refresh_interval: float = 0.0,
     ) -> None:
         self.storage = storage
+        self.refresh_interval = refresh_interval
         self.limits = limits or Limits()
         self.rng = np.random.default_rng(seed)
         self._ids = random.Random(seed if seed is not None else int.from_bytes(os.urandom(16)))
@@ -405,7 +418,6 @@ class Engine:
             with self.storage.batch() as tx:
                 if tx.others_wrote():
                     self._live.clear()
-                rewarded: set[str] = set()
                 by_experiment: dict[str, list[tuple[int, DecideOp]]] = {}
                 for i, op in enumerate(ops):
                     if isinstance(op, DecideOp):
@@ -417,12 +429,9 @@ class Engine:
                         by_experiment.setdefault(op.experiment_id, []).append((i, op))
                 for experiment_id, group in by_experiment.items():
                     self._decide_group(tx, experiment_id, group, results)
-                for i, op in enumerate(ops):
-                    if isinstance(op, RewardOp):
-                        try:
-                            results[i] = self._apply_rewards(tx, op, rewarded)
-                        except OctobanditError as exc:
-                            results[i] = exc
+                rewards = [(i, op) for i, op in enumerate(ops) if isinstance(op, RewardOp)]
+                if rewards:
+                    self._reward_group(tx, rewards, results)
                 for live in self._live.values():
                     if live.dirty:
                         tx.write_arm_stats(
@@ -484,7 +493,7 @@ class Engine:
         ops = [op for _, op in group]
         try:
             live = self._load(tx, experiment_id)
-            if not live.enabled.any():
+            if not live.any_enabled:
                 raise Conflict(
                     f"experiment {experiment_id!r} has no enabled arm: add or enable an arm",
                     code="no_enabled_arm",
@@ -507,8 +516,12 @@ class Engine:
         props: list[float] = []
         if fresh:
             if live.record.status == "running":
-                if live.probs is None:
+                now = time.monotonic()
+                if live.probs is None or (
+                    live.stale and now - live.probs_at >= self.refresh_interval
+                ):
                     live.probs = live.policy.probabilities(live.stats, live.enabled)
+                    live.probs_at, live.stale = now, False
                 choice = live.policy.choose(
                     live.stats, self.rng, size=fresh, enabled=live.enabled, probabilities=live.probs
                 )
@@ -553,9 +566,7 @@ class Engine:
         if new_units:
             tx.save_assignments(experiment_id, new_units)
 
-    def _apply_rewards(self, tx: BatchTx, op: RewardOp, rewarded: set[str]) -> RewardResult:
-        live = self._load(tx, op.experiment_id)
-        binary = live.record.reward_type == "binary"
+    def _check_rewards(self, op: RewardOp, binary: bool) -> None:
         if not op.items:
             raise BadRequest("no rewards given", code="empty")
         if len(op.items) > self.limits.max_rewards_per_request:
@@ -565,54 +576,105 @@ class Engine:
             )
         many = len(op.items) > 1
         for i, item in enumerate(op.items):
+            r = item.reward
+            bad_count = item.count < 1 or (item.decision_id is not None and item.count != 1)
+            if (
+                math.isfinite(r)
+                and (not binary or 0.0 <= r <= 1.0)
+                and (item.decision_id is None) != (item.arm_id is None)
+                and not bad_count
+            ):
+                continue
             where = f"rewards[{i}]." if many else ""
-            if not math.isfinite(item.reward):
+            if not math.isfinite(r):
                 raise InvalidInput("must be a finite number", field=f"{where}reward")
-            if binary and not 0.0 <= item.reward <= 1.0:
+            if binary and not 0.0 <= r <= 1.0:
                 raise InvalidInput(
                     "a binary experiment takes rewards in [0, 1]", field=f"{where}reward"
                 )
-            if (item.decision_id is None) == (item.arm_id is None):
-                raise InvalidInput(
-                    "give either decision_id or arm_id", field=f"{where.rstrip('.') or 'body'}"
-                )
-            if item.count < 1 or (item.decision_id is not None and item.count != 1):
+            if bad_count:
                 raise InvalidInput(
                     "count is a positive integer, only with arm_id", field=f"{where}count"
                 )
-        wanted = [it.decision_id for it in op.items if it.decision_id is not None]
-        found = tx.find_decisions(op.experiment_id, wanted) if wanted else {}
-        for item in op.items:
-            if item.decision_id is not None and item.decision_id not in found:
-                raise NotFound(
-                    f"decision {item.decision_id!r} not found in experiment {op.experiment_id!r}",
-                    code="decision_not_found",
-                )
-            if item.arm_id is not None and item.arm_id not in live.index:
-                raise NotFound(
-                    f"arm {item.arm_id!r} not found in experiment {op.experiment_id!r}",
-                    code="arm_not_found",
-                )
+            raise InvalidInput(
+                "give either decision_id or arm_id", field=where.rstrip(".") or "body"
+            )
+
+    def _reward_group(
+        self, tx: BatchTx, group: list[tuple[int, RewardOp]], results: list[Any]
+    ) -> None:
+        """Apply a group's reward requests: one look-up and one insert for the group.
+
+        Each request is all-or-nothing; a decision rewarded twice (in earlier
+        groups, earlier in this group or twice in one request) counts once.
+        """
+        checked: dict[str, list[tuple[int, RewardOp]]] = {}
+        for i, op in group:
+            try:
+                live = self._load(tx, op.experiment_id)
+                self._check_rewards(op, live.record.reward_type == "binary")
+            except OctobanditError as exc:
+                results[i] = exc
+                continue
+            checked.setdefault(op.experiment_id, []).append((i, op))
         ts = self._clock()
         events: list[RewardEvent] = []
-        duplicates = 0
-        for item in op.items:
+        for experiment_id, ops in checked.items():
+            live = self._live[experiment_id]
+            wanted = [it.decision_id for _, op in ops for it in op.items if it.decision_id]
+            found = tx.find_decisions(experiment_id, wanted) if wanted else {}
+            rewarded = {d for d, (_, done) in found.items() if done}
+            for i, op in ops:
+                try:
+                    results[i] = self._apply(live, op, found, rewarded, events, ts)
+                except OctobanditError as exc:
+                    results[i] = exc
+        if events:
+            tx.append_rewards(events)
+
+    @staticmethod
+    def _apply(
+        live: _Live,
+        op: RewardOp,
+        found: Mapping[str, tuple[str, bool]],
+        rewarded: set[str],
+        events: list[RewardEvent],
+        ts: float,
+    ) -> RewardResult:
+        arms: list[int] = []
+        for item in op.items:  # resolve everything before changing anything
             if item.decision_id is not None:
-                arm_id, done = found[item.decision_id]
-                if done or item.decision_id in rewarded:
-                    duplicates += 1
+                hit = found.get(item.decision_id)
+                if hit is None:
+                    raise NotFound(
+                        f"decision {item.decision_id!r} not found in experiment"
+                        f" {op.experiment_id!r}",
+                        code="decision_not_found",
+                    )
+                arms.append(live.index[hit[0]])
+            else:
+                j = live.index.get(item.arm_id)  # type: ignore[arg-type]
+                if j is None:
+                    raise NotFound(
+                        f"arm {item.arm_id!r} not found in experiment {op.experiment_id!r}",
+                        code="arm_not_found",
+                    )
+                arms.append(j)
+        accepted = 0
+        for item, j in zip(op.items, arms, strict=True):
+            if item.decision_id is not None:
+                if item.decision_id in rewarded:
                     continue
                 rewarded.add(item.decision_id)
-            else:
-                arm_id = item.arm_id  # type: ignore[assignment]
-            j = live.index[arm_id]
             r, c = float(item.reward), float(item.count)
             live.n[j] += c
             live.s[j] += r * c
             live.ss[j] += r * r * c
             live.dirty.add(j)
-            events.append(RewardEvent(ts, op.experiment_id, arm_id, r, c, item.decision_id))
-        if events:
-            live.probs = None
-            tx.append_rewards(events)
-        return RewardResult(accepted=len(events), duplicates=duplicates)
+            events.append(
+                RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id)
+            )
+            accepted += 1
+        if accepted:
+            live.stale = True
+        return RewardResult(accepted=accepted, duplicates=len(op.items) - accepted)

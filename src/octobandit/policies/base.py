@@ -140,10 +140,9 @@ class Policy(ABC):
         """The policy's estimate of each arm's mean reward (used to serve greedily)."""
         return stats.means()
 
-    def _draw(
-        self, stats: ArmStats, mask: BoolArray, probs: FloatArray, rng: np.random.Generator
-    ) -> IntArray:
-        return sample_categorical(probs, rng)
+    def _draw(self, stats: ArmStats, mask: BoolArray, rng: np.random.Generator) -> IntArray:
+        """One draw per row of 2-D statistics (a batch of independent problems)."""
+        return sample_categorical(self.probabilities(stats, mask), rng)
 
     def choose(
         self,
@@ -153,30 +152,38 @@ class Policy(ABC):
         size: int | None = None,
         enabled: Any = None,
         probabilities: FloatArray | None = None,
+        propensities: bool = True,
     ) -> Choice:
         """Choose arms.
 
         With 1-D statistics (one problem), ``size`` draws are made from the same
-        state and ``Choice.arms`` has shape ``(size,)`` (``(1,)`` if ``size`` is None).
+        state and ``Choice.arms`` has shape ``(size,)`` (``(1,)`` if ``size`` is None);
+        they are drawn from :meth:`probabilities`, and a zero-probability arm never
+        comes out (``searchsorted`` on the cumulative sum lands on a jump).
         With 2-D statistics of shape ``(R, K)`` one draw is made per row.
         ``probabilities`` may pass in :meth:`probabilities` computed earlier for
-        the same statistics and mask (a cache).
+        the same statistics and mask (a cache). With 2-D statistics,
+        ``propensities=False`` skips computing them (NaN), for simulations.
         """
         k = stats.k
         mask = _as_mask(enabled, k)
         if not mask.any(axis=-1).all():
             raise ValueError("no enabled arm to choose from")
         if stats.n.ndim == 1:
-            m = 1 if size is None else size
+            # One state, many draws: draw from the selection distribution itself.
+            # For posterior sampling this is the same distribution (probability
+            # matching), and the logged propensity is exactly what was used.
             row = self.probabilities(stats, mask) if probabilities is None else probabilities
-            probs = np.broadcast_to(row, (m, k))
-            view = ArmStats(*(np.broadcast_to(a, (m, k)) for a in (stats.n, stats.s, stats.ss)))
-            arms = self._draw(view, np.broadcast_to(mask, (m, k)), probs, rng)
+            cum = np.cumsum(row)
+            u = rng.random(1 if size is None else size) * cum[-1]
+            arms = np.minimum(np.searchsorted(cum, u, side="right"), k - 1).astype(np.intp)
             return Choice(arms, row[arms])
         if size is not None:
             raise ValueError("size is only for 1-D statistics")
+        arms = self._draw(stats, np.broadcast_to(mask, stats.n.shape), rng)
+        if not propensities:
+            return Choice(arms, np.full(arms.shape, np.nan))
         probs = self.probabilities(stats, mask) if probabilities is None else probabilities
-        arms = self._draw(stats, np.broadcast_to(mask, stats.n.shape), probs, rng)
         return Choice(arms, np.take_along_axis(probs, arms[:, None], axis=-1)[:, 0])
 
     def greedy(self, stats: ArmStats, enabled: Any = None) -> int:

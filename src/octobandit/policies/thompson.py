@@ -30,9 +30,13 @@ class ThompsonSampling(Policy):
       Normal-Inverse-Gamma prior ``NIG(mu0, kappa0, a0, b0)``; the marginal
       posterior of the mean is a Student-t with ``2·a_n`` degrees of freedom.
 
-    The propensity of the chosen arm is the posterior probability that it is the
-    best arm, computed by deterministic Gauss–Legendre quadrature of
-    ``∫ f_i(x) ∏_{j≠i} F_j(x) dx`` (absolute error below 1e-6), not by Monte Carlo,
+    With a batch of problems (2-D statistics, e.g. simulations) each arm's mean
+    is drawn from its posterior and the largest draw wins. For many draws from
+    one state (the service) the arm is drawn directly from the posterior
+    probability of being best: the same distribution, and the logged
+    propensity is exactly the probability used. That probability is computed
+    by deterministic Gauss–Legendre quadrature of ``∫ f_i(x) ∏_{j≠i} F_j(x) dx``
+    (absolute error below 1e-6), not by Monte Carlo,
     so even rare arms get a usable, non-zero propensity for off-policy evaluation.
 
     >>> import numpy as np
@@ -90,9 +94,8 @@ class ThompsonSampling(Policy):
         loc, scale, df = self.t_posterior(stats)
         return student_t_prob_best(loc, scale, df, mask=mask)
 
-    def _draw(
-        self, stats: ArmStats, mask: BoolArray, probs: FloatArray, rng: np.random.Generator
-    ) -> IntArray:
+    def _draw(self, stats: ArmStats, mask: BoolArray, rng: np.random.Generator) -> IntArray:
+        """Posterior sampling, one draw per problem (used for batches of problems)."""
         if self.reward == "binary":
             a, b = self.beta_posterior(stats)
             theta = rng.beta(a, b)

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
+
 from octobandit.errors import Conflict, NotFound
 from octobandit.storage.base import (
     ArmRecord,
@@ -85,12 +87,15 @@ _ARM_COLUMNS = (
 )
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+_encode = msgspec.json.Encoder().encode
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _dumps(value: Any) -> bytes | None:
+    return None if value is None else _encode(value)
+
+
+def _loads(text: str | bytes | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
 
 
 def _arm(row: tuple[Any, ...]) -> ArmRecord:
@@ -106,6 +111,32 @@ def _arm(row: tuple[Any, ...]) -> ArmRecord:
         reward_sum=row[8],
         reward_sq_sum=row[9],
     )
+
+
+class _Checkpointer:
+    """Runs passive WAL checkpoints in a daemon thread (they never block writers).
+
+    SQLite releases the GIL while it works, so the event loop keeps serving.
+    """
+
+    def __init__(self, path: str, timeout: float, interval: float = 0.5) -> None:
+        self._db = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name="octobandit-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:  # busy or closing: try again next time
+                pass
+        self._db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class SQLiteBatch:
@@ -222,9 +253,15 @@ class SQLiteStorage:
             path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
+        wal = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute("PRAGMA foreign_keys=OFF")
+        self._checkpointer: _Checkpointer | None = None
+        if wal:
+            # Checkpoints copy the log into the database and fsync: keep them off
+            # the request path, in a thread with its own connection.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(path, timeout)
         with self._write():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -423,5 +460,7 @@ class SQLiteStorage:
                 )
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._db.close()
