@@ -386,3 +386,10 @@ def test_openapi_and_docs(client: TestClient) -> None:
     name = ref["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert name in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_data_plane_routes_answer_405_to_other_methods(client: TestClient) -> None:
+    create(client)
+    error(client.get("/v1/experiments/exp/decisions"), 405, "method_not_allowed")
+    error(client.put("/v1/experiments/exp/rewards", json={}), 405, "method_not_allowed")
+    error(client.get("/v1/experiments/exp/other"), 404, "not_found")
