@@ -12,6 +12,7 @@ notices the others' commits through ``PRAGMA data_version``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -128,10 +129,8 @@ class _Checkpointer:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            try:
+            with contextlib.suppress(sqlite3.Error):  # busy: try again next time
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            except sqlite3.Error:  # busy or closing: try again next time
-                pass
         self._db.close()
 
     def stop(self) -> None:
