@@ -13,7 +13,8 @@ For independent arms with densities ``f_i`` and CDFs ``F_i``,
 
 Both come from one composite Gauss–Legendre quadrature whose panels adapt to every arm:
 
-1. Each arm gets an effective support leaving out at most 1e-12 of its mass on either side,
+1. Each arm gets an effective support leaving out at most 1e-12 of its mass on either side
+   (Beta: a tangent-line tail bound on the log-concave logit density; Student-t: ``stdtrit``),
    and breakpoints at its centre ± {1, 2, 4, …} times its spread.  The panel grid is the union
    of all arms' breakpoints on ``[max_j lo_j, max_j hi_j]`` (below the largest lower end some
    arm's CDF is ≤ 1e-12, so no arm can be best there).  Every panel thus lies inside one of each
@@ -27,8 +28,13 @@ Both come from one composite Gauss–Legendre quadrature whose panels adapt to e
    nodes are one exact ``betainc`` / ``stdtr`` value per arm at the left end of the grid plus
    the running Gauss–Legendre integral of the same densities (a spectral cumulative-integration
    matrix inside each panel).  That is as accurate as the quadrature itself and avoids a
-   special-function call per node and arm, which keeps ``K = 10`` at well under 2 ms.
+   special-function call per node and arm: ``K = 10`` takes a few tenths of a millisecond.
 4. ``P(best)`` is renormalised to sum to 1 in every row.
+
+Accuracy with the default ``nodes`` is ~1e-8 absolute or better (checked against closed forms
+and adaptive quadrature, from ``alpha = 0.05`` to ``alpha + beta = 1e10`` and for ``df`` from 1
+to ``inf``).  Cost and memory grow like ``K²`` (every arm is evaluated on every arm's panels),
+so very large ``K`` (hundreds) takes tens of milliseconds.
 
 Arms excluded with ``mask`` have probability exactly 0, are ignored by the other arms and get
 an expected loss of ``+inf`` (they cannot be chosen).
@@ -260,7 +266,8 @@ def _max_quadrature(
     per_panel = np.einsum("knm,nm->kn", ratio, weights)
     first = None
     if moment is not None:
-        first = np.einsum("nm,nm->n", ratio.sum(axis=0), weights * moment(z, rows))
+        # density of the maximum times weights first: it decays faster than moment() grows
+        first = np.einsum("nm,nm->n", ratio.sum(axis=0) * weights, moment(z, rows))
     if n_rows == 1:
         return per_panel.sum(axis=1)[None, :], None if first is None else first.sum()[None]
     prob = np.add.reduceat(per_panel, first_panel, axis=1).T
@@ -327,10 +334,11 @@ def _beta_logit_support(
     mass is used, so no quantile function is needed.
     """
     y = centre[..., None] + spread[..., None] * _BETA_LADDER_BOTH
-    a3, b3 = a[..., None], b[..., None]
-    # l'(y) = a (1 - θ) - b θ: positive left of the mode, negative right of it
-    slope = (b3 * special.expit(y) - a3 * special.expit(-y)) * np.sign(_BETA_LADDER_BOTH)
-    log_bound = a3 * special.log_expit(y) + b3 * special.log_expit(-y) - lbeta[..., None]
+    n3 = (a + b)[..., None]
+    log_t = special.log_expit(y)  # log θ, and log(1 - θ) = log θ - y
+    # l'(y) = a - (a + b) θ: positive left of the mode, negative right of it
+    slope = (n3 * np.exp(log_t) - a[..., None]) * np.sign(_BETA_LADDER_BOTH)
+    log_bound = n3 * log_t - b[..., None] * y - lbeta[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_bound -= np.log(slope)
     ok = (log_bound <= _LOG_TAIL_MASS).reshape(*a.shape, 2, _BETA_LADDER.size)
@@ -360,16 +368,17 @@ def _beta_quadrature(
     lower, upper = _grid_limits(lo, hi, active)
     breaks = _arm_breaks(centre, spread, _BETA_STEPS, lo, hi, active, lower)
     cdf_lower = _beta_cdf_logit(a, b, lower[:, None])
-    a_t, b_t, lbeta_t = a.T[:, :, None], b.T[:, :, None], lbeta.T[:, :, None]
+    # Density of y = logit(θ): θ^a (1 - θ)^b / B(a, b).  Its log is linear in the features
+    # (log θ, y, 1) with per-arm coefficients (a + b, -b, -log B): one matrix product.
+    coef = np.stack([a + b, -b, -lbeta], axis=-1)  # (R, K, 3)
 
     def log_density(z: FloatArray, rows: _Rows) -> FloatArray:
-        # density of y = logit(θ): θ^a (1 - θ)^b / B(a, b)
-        out: FloatArray = (
-            a_t[:, rows] * special.log_expit(z)
-            + b_t[:, rows] * special.log_expit(-z)
-            - lbeta_t[:, rows]
-        )
-        return out
+        features = np.stack([special.log_expit(z), z, np.ones_like(z)])  # (3, N, n)
+        if isinstance(rows, slice):
+            flat: FloatArray = coef[0] @ features.reshape(3, -1)
+            return flat.reshape(-1, *z.shape)
+        per_panel: FloatArray = np.matmul(coef[rows], features.transpose(1, 0, 2))
+        return per_panel.transpose(1, 0, 2)
 
     if not with_mean:
         return _max_quadrature(breaks, lower, upper, cdf_lower, active, log_density, n)
@@ -401,7 +410,7 @@ def beta_prob_best(
         Positive, finite Beta parameters; last axis = arms, shape ``(K,)`` or ``(R, K)``.
     nodes:
         Gauss–Legendre points per arm, spread over its ~8 own panels (>= 16).  The default is
-        accurate to ~1e-8 or better; more nodes converge quickly.
+        accurate to ~1e-8 absolute or better; more nodes converge quickly.
     mask:
         Optional boolean array broadcastable to the shape; ``False`` excludes an arm (its
         probability is exactly 0 and the other arms ignore it).
@@ -548,13 +557,14 @@ def _t_quadrature(
     if with_mean:
         # Cutting the support at the p-quantile drops about scale * p^(1 - 1/df) of the mean:
         # choose p so that this is ~_T_MEAN_TOL scales (within the float range as df -> 1).
-        frac = 1.0 - 1.0 / df
+        frac = np.maximum(1.0 - 1.0 / df, 1e-6)  # df <= 1 only reaches here for masked arms
         log_tail = np.clip(np.log(_T_MEAN_TOL * frac) / frac, math.log(1e-300), _LOG_TAIL_MASS)
         half = _t_upper_quantile(df, np.exp(log_tail))
     else:
         half = _t_upper_quantile(df, _TAIL_MASS)
-    lo = loc - scale * half
-    hi = loc + scale * half
+    half_width = scale * np.minimum(half, 1e290 / np.maximum(scale, 1.0))  # stays finite
+    lo = loc - half_width
+    hi = loc + half_width
     lower, upper = _grid_limits(lo, hi, active)
 
     # Near region: every arm's own breakpoints.  Beyond _T_FAR (largest) scales past the
@@ -604,7 +614,8 @@ def _t_quadrature(
             kernel[huge] = 2.0 * np.log(r[huge])
         kernel *= -half_power_t[:, rows]
         if not all_finite:
-            kernel = np.where(finite_t[:, rows], kernel, -0.5 * u * u)
+            gauss = -0.5 * np.square(np.clip(u, -1e150, 1e150))
+            kernel = np.where(finite_t[:, rows], kernel, gauss)
         kernel += log_norm_t[:, rows]
         return kernel
 
@@ -669,7 +680,8 @@ def student_t_expected_loss(
     Examples
     --------
     >>> # two iid N(0, 1): E[max] = 1 / sqrt(pi)
-    >>> [round(x, 9) for x in student_t_expected_loss([0.0, 0.0], [1.0, 1.0], float("inf")).tolist()]
+    >>> loss = student_t_expected_loss([0.0, 0.0], [1.0, 1.0], float("inf"))
+    >>> [round(x, 9) for x in loss.tolist()]
     [0.564189584, 0.564189584]
     """
     n = _panel_nodes(nodes)
