@@ -42,9 +42,10 @@ def free_port() -> int:
 class Server:
     """The real service as a subprocess (``python -m octobandit.cli serve``)."""
 
-    def __init__(self, db: Path, workers: int = 1) -> None:
+    def __init__(self, db: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.db = db
         self.workers = workers
+        self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,6 +57,7 @@ class Server:
             "--workers", str(self.workers), "--log-level", "warning",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

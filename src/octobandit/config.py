@@ -9,6 +9,7 @@
 | ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
+| ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     seed: int | None = None
     log_level: str = "info"
+    tick_seconds: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,4 +41,5 @@ class Settings:
             sqlite_synchronous=env.get("OCTOBANDIT_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous),
             seed=int(seed) if seed else None,
             log_level=env.get("OCTOBANDIT_LOG_LEVEL", cls.log_level),
+            tick_seconds=float(env.get("OCTOBANDIT_TICK_SECONDS", cls.tick_seconds)),
         )

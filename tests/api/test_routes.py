@@ -330,7 +330,10 @@ def test_stats_shape_and_wilson_interval(client: TestClient) -> None:
     create(client)
     client.post("/v1/experiments/exp/rewards", json={"arm_id": "a", "reward": 0.5, "count": 10})
     stats = client.get("/v1/experiments/exp/stats").json()
-    assert set(stats) == {"experiment_id", "status", "total_decisions", "total_reward", "arms"}
+    assert set(stats) == {
+        "experiment_id", "status", "total_decisions", "total_reward", "arms",
+        "reward_gain_vs_equal_split",
+    }  # fmt: skip
     a = stats["arms"][0]
     assert set(a) >= {
         "arm_id",
@@ -393,3 +396,29 @@ def test_data_plane_routes_answer_405_to_other_methods(client: TestClient) -> No
     error(client.get("/v1/experiments/exp/decisions"), 405, "method_not_allowed")
     error(client.put("/v1/experiments/exp/rewards", json={}), 405, "method_not_allowed")
     error(client.get("/v1/experiments/exp/other"), 404, "not_found")
+
+
+def test_conclusion_and_history_routes(client: TestClient, engine: Any) -> None:
+    create(client, stopping={"min_rewards_per_arm": 10, "prob_best": 0.95}, snapshot_interval=60)
+    exp = client.get("/v1/experiments/exp").json()
+    assert exp["stopping"]["prob_best"] == 0.95 and exp["snapshot_interval"] == 60
+    assert exp["stopping"]["auto_conclude"] is False and exp["conclusion"] is None
+    client.post("/v1/experiments/exp/rewards", json={"arm_id": "a", "reward": 0.1, "count": 100})
+    client.post("/v1/experiments/exp/rewards", json={"arm_id": "b", "reward": 0.6, "count": 100})
+    client.post("/v1/experiments/exp/rewards", json={"arm_id": "c", "reward": 0.2, "count": 100})
+    c = client.get("/v1/experiments/exp/conclusion").json()
+    assert c["met"] is True and c["winner"] == "b"
+    assert sum(a["prob_best"] for a in c["arms"]) == pytest.approx(1.0)
+    error(client.get("/v1/experiments/nope/conclusion"), 404)
+    assert client.get("/v1/experiments/exp/history").json()["at"] == []
+    engine.tick(now=engine._clock() + 61)
+    h = client.get("/v1/experiments/exp/history?limit=5").json()
+    assert len(h["at"]) == 1 and h["arms"]["b"]["prob_best"][0] > 0.95
+    error(client.get("/v1/experiments/exp/history?limit=0"), 422)
+    r = client.patch("/v1/experiments/exp", json={"stopping": {"auto_conclude": True}})
+    assert (
+        r.json()["stopping"]["auto_conclude"] is True and r.json()["stopping"]["prob_best"] == 0.95
+    )
+    error(client.patch("/v1/experiments/exp", json={"stopping": {"prob_best": 2}}), 422)
+    error(client.patch("/v1/experiments/exp", json={"status": "concluded"}), 422)
+    error(client.patch("/v1/experiments/exp", json={"snapshot_interval": 0}), 422)

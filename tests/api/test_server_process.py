@@ -120,3 +120,31 @@ def test_concurrent_rewards_give_exact_totals(
         idx = [i for i in range(64) if i % 3 == j]
         assert arms[arm]["rewards"] == 5 * sum(1 + i % 4 for i in idx)
         assert arms[arm]["reward_sum"] == 5 * sum(float(i) * (1 + i % 4) for i in idx)
+
+
+def test_snapshots_appear_at_their_cadence_and_survive_restarts(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    import time
+
+    db = tmp_path / "snap.db"
+    env = {"OCTOBANDIT_TICK_SECONDS": "0.1"}
+    server = server_factory(db, env=env).start()
+    r = httpx.post(
+        server.url + "/v1/experiments",
+        json={"id": "exp", "arms": [{"id": "a"}, {"id": "b"}], "snapshot_interval": 1},
+    )
+    assert r.status_code == 201
+    httpx.post(server.url + "/v1/experiments/exp/rewards", json={"arm_id": "a", "reward": 1})
+    time.sleep(3.5)
+    before = httpx.get(server.url + "/v1/experiments/exp/history").json()
+    # one snapshot per elapsed second (creation counts as the first), ticks every 0.1 s
+    assert 2 <= len(before["at"]) <= 4, before["at"]
+    assert before["arms"]["a"]["rewards"][0] == 1
+    server.kill()
+    server = server_factory(db, env=env).start()
+    after = httpx.get(server.url + "/v1/experiments/exp/history").json()
+    assert after["at"][: len(before["at"])] == before["at"]
+    time.sleep(2.5)
+    later = httpx.get(server.url + "/v1/experiments/exp/history").json()
+    assert len(later["at"]) >= len(before["at"]) + 1

@@ -9,7 +9,11 @@ document at ``/openapi.json``. Every error is JSON
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -26,6 +30,8 @@ from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
 from octobandit.errors import OctobanditError
 from octobandit.storage import SQLiteStorage
+
+log = logging.getLogger("octobandit.api")
 
 
 class _Strict(BaseModel):
@@ -51,12 +57,27 @@ class RewardSpecIn(_Strict):
     type: Literal["binary", "continuous"] = "binary"
 
 
+class StoppingIn(_Strict):
+    prob_best: float | None = Field(default=None, description="P(best) threshold (0.999)")
+    max_expected_loss: float | None = Field(
+        default=None, description="expected-loss cap (0.01: 1% of the best mean when relative)"
+    )
+    relative_loss: bool | None = Field(default=None, description="cap relative to the best mean")
+    min_rewards_per_arm: int | None = Field(default=None, description="minimum rewards (2000)")
+    auto_conclude: bool | None = Field(default=None, description="conclude when met (false)")
+    after_conclusion: Literal["serve_winner", "keep_learning"] | None = None
+
+
 class ExperimentIn(_Strict):
     id: str | None = Field(default=None, description="slug [a-z0-9][a-z0-9_-]{0,63}")
     name: str | None = None
     policy: PolicyIn | None = Field(default=None, description="default: thompson")
     arms: list[ArmIn] | None = None
     reward: RewardSpecIn | None = None
+    stopping: StoppingIn | None = Field(default=None, description="stopping rule")
+    snapshot_interval: float | None = Field(
+        default=None, description="seconds between posterior snapshots (300)"
+    )
 
 
 class PolicyPatch(BaseModel):
@@ -68,6 +89,8 @@ class ExperimentPatch(_Strict):
     name: str | None = None
     status: Literal["running", "paused"] | None = None
     policy: PolicyPatch | None = None
+    stopping: StoppingIn | None = None
+    snapshot_interval: float | None = None
 
 
 class ArmPatch(_Strict):
@@ -76,7 +99,7 @@ class ArmPatch(_Strict):
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(exclude_unset=True)
+    return model.model_dump(exclude_unset=True, exclude_none=True)
 
 
 def _is_json(body: bytes) -> bool:
@@ -108,7 +131,19 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             seed=settings.seed,
         )
     committer = GroupCommitter(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_snapshots(engine, settings.tick_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = FastAPI(
+        lifespan=lifespan,
         title="octobandit",
         version=octobandit.__version__,
         description="Adaptive experiments (multi-armed bandits) over HTTP.",
@@ -199,6 +234,19 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def stats(experiment_id: str) -> Response:
         return json_response(engine.stats(experiment_id))
 
+    @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
+    async def conclusion(experiment_id: str) -> Response:
+        """Is the stopping rule met, which arm wins, and why (P(best), expected loss)."""
+        return json_response(engine.conclusion(experiment_id))
+
+    @app.get("/v1/experiments/{experiment_id}/history", tags=["statistics"])
+    async def history(
+        experiment_id: str,
+        limit: int = Query(1000, ge=1, le=10_000, description="most recent snapshots"),
+    ) -> Response:
+        """Posterior snapshots as time series per arm."""
+        return json_response(engine.history(experiment_id, limit))
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -215,6 +263,16 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     app.openapi = openapi  # type: ignore[method-assign]
     return DataPlane(app, committer)
+
+
+async def _snapshots(engine: Engine, every: float) -> None:
+    """Take due posterior snapshots (and check stopping rules) every ``every`` seconds."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            engine.tick()
+        except Exception:  # keep ticking; the next round retries
+            log.exception("snapshot tick failed")
 
 
 def app_from_env() -> DataPlane:

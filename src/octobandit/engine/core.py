@@ -34,6 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from octobandit.engine.conclusions import (
+    assess,
+    conclusion_view,
+    parse_options,
+    reward_gain,
+    snapshot_data,
+)
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
 from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
 from octobandit.policies import ArmStats, Policy, make_policy
@@ -46,12 +53,13 @@ from octobandit.storage.base import (
     DecisionEvent,
     ExperimentRecord,
     RewardEvent,
+    Snapshot,
     Storage,
 )
 
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-STATUSES = ("running", "paused")
+STATUSES = ("running", "paused")  # "concluded" is reached through the stopping rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,9 @@ def experiment_view(record: ExperimentRecord) -> dict[str, Any]:
         "policy": record.policy,
         "reward": {"type": record.reward_type},
         "arms": [arm_view(a) for a in record.arms],
+        "stopping": record.options.get("stopping"),
+        "snapshot_interval": record.options.get("snapshot_interval"),
+        "conclusion": record.conclusion,
         "version": record.version,
         "created_at": _iso(record.created_at),
         "updated_at": _iso(record.updated_at),
@@ -210,7 +221,15 @@ class Engine:
     def create_experiment(self, spec: Mapping[str, Any]) -> ExperimentRecord:
         """Create an experiment from ``{"id"?, "name"?, "policy"?, "arms"?, "reward"?}``."""
         spec = _require(spec, "body")
-        unknown = set(spec) - {"id", "name", "policy", "arms", "reward"}
+        unknown = set(spec) - {
+            "id",
+            "name",
+            "policy",
+            "arms",
+            "reward",
+            "stopping",
+            "snapshot_interval",
+        }
         if unknown:
             raise InvalidInput(f"unknown fields {sorted(unknown)}", field="body")
         experiment_id = spec.get("id")
@@ -232,6 +251,7 @@ class Engine:
             raise InvalidInput(f"unknown fields {sorted(set(reward) - {'type'})}", field="reward")
         policy_spec = _require(spec.get("policy") or {"type": "thompson"}, "policy")
         policy = make_policy(policy_spec, reward_type)
+        options = parse_options(spec)
         ts = self._clock()
         arm_specs = spec.get("arms") or []
         if not isinstance(arm_specs, list):
@@ -253,6 +273,7 @@ class Engine:
             created_at=ts,
             updated_at=ts,
             arms=arms,
+            options=options,
         )
         self.storage.create_experiment(record)
         self._live.pop(experiment_id, None)
@@ -265,14 +286,17 @@ class Engine:
         return self.storage.list_experiments()
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> ExperimentRecord:
-        """Change ``name``, ``status`` (running/paused) or policy parameters.
+        """Change ``name``, ``status``, ``policy``, ``stopping`` or ``snapshot_interval``.
+
+        Setting ``running`` or ``paused`` on a concluded experiment re-opens it
+        (the recorded conclusion is cleared; its snapshot stays in the history).
 
         ``policy`` is merged into the current parameters when its ``type`` is
         absent or the same; a new ``type`` replaces the policy (statistics are
         kept: they do not depend on the policy).
         """
         changes = _require(changes, "body")
-        unknown = set(changes) - {"name", "status", "policy"}
+        unknown = set(changes) - {"name", "status", "policy", "stopping", "snapshot_interval"}
         if unknown:
             raise InvalidInput(f"unknown or read-only fields {sorted(unknown)}", field="body")
         current = self._record(experiment_id)
@@ -289,11 +313,15 @@ class Engine:
             if changes["status"] not in STATUSES:
                 raise InvalidInput(f"must be one of {list(STATUSES)}", field="status")
             out["status"] = changes["status"]
+            if current.conclusion is not None:
+                out["conclusion"] = None
         if "policy" in changes:
             patch = _require(changes["policy"], "policy")
             kind = patch.get("type", current.policy["type"])
             merged = {**current.policy, **patch} if kind == current.policy["type"] else dict(patch)
             out["policy"] = make_policy(merged, current.reward_type).params()
+        if "stopping" in changes or "snapshot_interval" in changes:
+            out["options"] = parse_options(changes, current.options)
         if out:
             self.storage.update_experiment(experiment_id, out, self._clock())
         return self._changed(experiment_id)
@@ -380,8 +408,69 @@ class Engine:
             "status": record.status,
             "total_decisions": sum(a.decisions for a in record.arms),
             "total_reward": math.fsum(a.reward_sum for a in record.arms),
+            "reward_gain_vs_equal_split": reward_gain(record),
             "arms": arms,
         }
+
+    # ----------------------------------------------------- conclusions, history
+    def conclusion(self, experiment_id: str) -> dict[str, Any]:
+        """Whether the stopping rule is met now, which arm wins and why (the numbers)."""
+        return conclusion_view(self._record(experiment_id))
+
+    def history(self, experiment_id: str, limit: int = 1000) -> dict[str, Any]:
+        """Snapshots as time series per arm (decisions, rewards, mean, interval, P(best))."""
+        record = self._record(experiment_id)
+        snaps = self.storage.snapshots(experiment_id, limit)
+        fields = ("decisions", "rewards", "mean", "ci95", "prob_best", "expected_loss", "enabled")
+        series: dict[str, dict[str, list[Any]]] = {}
+        for i, snap in enumerate(snaps):
+            for row in snap.data["arms"]:
+                arm = series.setdefault(row["arm_id"], {f: [None] * len(snaps) for f in fields})
+                for f in fields:
+                    arm[f][i] = row.get(f)
+        return {
+            "experiment_id": experiment_id,
+            "snapshot_interval": record.options.get("snapshot_interval"),
+            "at": [_iso(s.ts) for s in snaps],
+            "reason": [s.reason for s in snaps],
+            "arms": series,
+        }
+
+    def tick(self, now: float | None = None) -> int:
+        """Take the snapshots that are due; conclude experiments whose rule is met.
+
+        The stopping rule of an experiment with ``auto_conclude`` is checked at
+        each of its snapshots. Returns the number of snapshots taken.
+        """
+        now = self._clock() if now is None else now
+        taken = 0
+        for record in self.storage.due_for_snapshot(now):
+            stopping = record.options.get("stopping") or {}
+            if record.status == "running" and stopping.get("auto_conclude"):
+                result, _ = assess(record)
+                if result is not None and result.met and result.winner is not None:
+                    self.storage.conclude(
+                        record.id,
+                        {
+                            "winner": record.arms[result.winner].arm_id,
+                            "at": _iso(now),
+                            "reason": result.reason,
+                            "prob_best": result.prob_best,
+                            "expected_loss": result.expected_loss,
+                            "after_conclusion": stopping.get("after_conclusion"),
+                        },
+                        now,
+                    )
+                    self._live.pop(record.id, None)
+                    record = self._record(record.id)
+                    self.storage.add_snapshot(
+                        Snapshot(record.id, now, "conclusion", snapshot_data(record))
+                    )
+                    taken += 1
+                    continue
+            self.storage.add_snapshot(Snapshot(record.id, now, "interval", snapshot_data(record)))
+            taken += 1
+        return taken
 
     # -------------------------------------------------------------- data plane
     def decide(
@@ -515,7 +604,10 @@ class Engine:
         arms: list[int] = []
         props: list[float] = []
         if fresh:
-            if live.record.status == "running":
+            winner = self._serving_winner(live)
+            if winner is not None:
+                arms, props = [winner] * fresh, [1.0] * fresh
+            elif live.record.status != "paused":
                 now = time.monotonic()
                 if live.probs is None or (
                     live.stale and now - live.probs_at >= self.refresh_interval
@@ -565,6 +657,17 @@ class Engine:
         tx.append_decisions(events)
         if new_units:
             tx.save_assignments(experiment_id, new_units)
+
+    @staticmethod
+    def _serving_winner(live: _Live) -> int | None:
+        """The winner's index when a concluded experiment serves it only (if still enabled)."""
+        conclusion = live.record.conclusion
+        if live.record.status != "concluded" or conclusion is None:
+            return None
+        if conclusion.get("after_conclusion") != "serve_winner":
+            return None
+        j = live.index.get(conclusion.get("winner", ""))
+        return j if j is not None and live.enabled[j] else None
 
     def _check_rewards(self, op: RewardOp, binary: bool) -> None:
         if not op.items:

@@ -8,6 +8,7 @@ from octobandit.storage.base import (
     Event,
     ExperimentRecord,
     RewardEvent,
+    Snapshot,
     Storage,
 )
 from octobandit.storage.sqlite import SQLiteStorage
@@ -21,5 +22,6 @@ __all__ = [
     "ExperimentRecord",
     "RewardEvent",
     "SQLiteStorage",
+    "Snapshot",
     "Storage",
 ]

@@ -47,6 +47,21 @@ class ExperimentRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     arms: list[ArmRecord] = field(default_factory=list)
+    #: stopping rule and snapshot settings (see ``octobandit.engine.options``)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: ``{"winner", "at", "reason", ...}`` once concluded, else ``None``
+    conclusion: dict[str, Any] | None = None
+    last_snapshot: float = 0.0
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A posterior summary of one experiment at one time (``data`` is JSON)."""
+
+    experiment_id: str
+    ts: float
+    reason: str  # "interval" | "conclusion"
+    data: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -154,5 +169,17 @@ class Storage(Protocol):
 
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         """The event log in commit order."""
+
+    def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
+        """Set status ``concluded`` and record the conclusion; bumps the version."""
+
+    def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
+        """Experiments whose snapshot interval has elapsed since their last snapshot."""
+
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot and mark the experiment's last snapshot time."""
+
+    def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
+        """The experiment's snapshots, oldest first (the most recent ``limit``)."""
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from octobandit.storage.base import (
     Event,
     ExperimentRecord,
     RewardEvent,
+    Snapshot,
 )
 
 SCHEMA = """
@@ -41,8 +42,19 @@ CREATE TABLE IF NOT EXISTS experiments (
     status TEXT NOT NULL,
     version INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    conclusion TEXT,
+    last_snapshot REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    reason TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_experiment ON snapshots (experiment_id, seq);
 CREATE TABLE IF NOT EXISTS arms (
     experiment_id TEXT NOT NULL,
     arm_id TEXT NOT NULL,
@@ -287,8 +299,8 @@ class SQLiteStorage:
     # -- reads --------------------------------------------------------------
     def _load(self, experiment_id: str) -> ExperimentRecord | None:
         row = self._db.execute(
-            "SELECT id, name, policy, reward_type, status, version, created_at, updated_at"
-            " FROM experiments WHERE id=?",
+            "SELECT id, name, policy, reward_type, status, version, created_at, updated_at,"
+            " options, conclusion, last_snapshot FROM experiments WHERE id=?",
             (experiment_id,),
         ).fetchone()
         if row is None:
@@ -310,6 +322,9 @@ class SQLiteStorage:
             created_at=row[6],
             updated_at=row[7],
             arms=arms,
+            options=json.loads(row[8]),
+            conclusion=_loads(row[9]),
+            last_snapshot=row[10],
         )
 
     def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
@@ -340,7 +355,7 @@ class SQLiteStorage:
             if db.execute("SELECT 1 FROM experiments WHERE id=?", (record.id,)).fetchone():
                 raise Conflict(f"experiment {record.id!r} already exists", code="already_exists")
             db.execute(
-                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                 (
                     record.id,
                     record.name,
@@ -350,6 +365,8 @@ class SQLiteStorage:
                     record.version,
                     record.created_at,
                     record.updated_at,
+                    json.dumps(record.options),
+                    record.created_at,
                 ),
             )
             for arm in record.arms:
@@ -382,7 +399,7 @@ class SQLiteStorage:
             raise NotFound(f"experiment {experiment_id!r} not found")
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
-        allowed = {"name", "status", "policy"}
+        allowed = {"name", "status", "policy", "options", "conclusion"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)}")
@@ -391,20 +408,23 @@ class SQLiteStorage:
             for key, value in changes.items():
                 db.execute(
                     f"UPDATE experiments SET {key}=? WHERE id=?",
-                    (json.dumps(value) if key == "policy" else value, experiment_id),
+                    (
+                        json.dumps(value) if key in ("policy", "options", "conclusion") else value,
+                        experiment_id,
+                    ),
                 )
 
     def delete_experiment(self, experiment_id: str) -> bool:
         with self._write() as db:
             cur = db.execute("DELETE FROM experiments WHERE id=?", (experiment_id,))
-            for table in ("arms", "events", "assignments"):
+            for table in ("arms", "events", "assignments", "snapshots"):
                 db.execute(f"DELETE FROM {table} WHERE experiment_id=?", (experiment_id,))
             return cur.rowcount > 0
 
     def delete_all(self) -> int:
         with self._write() as db:
             n: int = db.execute("SELECT count(*) FROM experiments").fetchone()[0]
-            for table in ("experiments", "arms", "events", "assignments"):
+            for table in ("experiments", "arms", "events", "assignments", "snapshots"):
                 db.execute(f"DELETE FROM {table}")
             return n
 
@@ -457,6 +477,46 @@ class SQLiteStorage:
                         arm_id,
                     ),
                 )
+
+    def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            db.execute(
+                "UPDATE experiments SET status='concluded', conclusion=? WHERE id=?",
+                (json.dumps(conclusion), experiment_id),
+            )
+
+    def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
+        with self._lock:
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM experiments WHERE last_snapshot +"
+                    " coalesce(json_extract(options, '$.snapshot_interval'), 300) <= ?",
+                    (now,),
+                )
+            ]
+            return [rec for rec in map(self._load, ids) if rec is not None]
+
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO snapshots (experiment_id, ts, reason, data) VALUES (?, ?, ?, ?)",
+                (snapshot.experiment_id, snapshot.ts, snapshot.reason, json.dumps(snapshot.data)),
+            )
+            db.execute(
+                "UPDATE experiments SET last_snapshot=max(last_snapshot, ?) WHERE id=?",
+                (snapshot.ts, snapshot.experiment_id),
+            )
+
+    def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT experiment_id, ts, reason, data FROM snapshots WHERE experiment_id=?"
+                " ORDER BY seq DESC LIMIT ?",
+                (experiment_id, -1 if limit is None else limit),
+            ).fetchall()
+        return [Snapshot(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -1,0 +1,199 @@
+"""Conclusions, snapshots and experiment options, on top of :mod:`octobandit.stats.conclusion`.
+
+An experiment's ``options`` hold its stopping rule and snapshot cadence:
+
+>>> parse_options({"stopping": {"prob_best": 0.99, "auto_conclude": True}})["stopping"]["prob_best"]
+0.99
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from octobandit.errors import InvalidInput
+from octobandit.policies import ArmStats
+from octobandit.stats.conclusion import (
+    PRIOR_KEYS,
+    Conclusion,
+    InvalidRule,
+    PosteriorSummary,
+    StoppingRule,
+    evaluate,
+    posterior_summary,
+    reward_gain_vs_equal_split,
+)
+from octobandit.storage.base import ExperimentRecord
+
+AFTER_CONCLUSION = ("serve_winner", "keep_learning")
+DEFAULT_SNAPSHOT_INTERVAL = 300.0
+MIN_SNAPSHOT_INTERVAL = 1.0
+
+
+def parse_options(
+    spec: Mapping[str, Any], current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate ``{"stopping": {...}, "snapshot_interval": s}`` merged over ``current``.
+
+    ``stopping`` takes the :class:`StoppingRule` parameters plus ``auto_conclude``
+    (default false) and ``after_conclusion`` (``serve_winner``, the default, or
+    ``keep_learning``).
+    """
+    current = current or {}
+    stopping = dict(current.get("stopping") or {})
+    patch = spec.get("stopping")
+    if patch is not None:
+        if not isinstance(patch, Mapping):
+            raise InvalidInput("must be an object", field="stopping")
+        stopping.update(patch)
+    auto = stopping.pop("auto_conclude", False)
+    if not isinstance(auto, bool):
+        raise InvalidInput("must be true or false", field="stopping.auto_conclude")
+    after = stopping.pop("after_conclusion", "serve_winner")
+    if after not in AFTER_CONCLUSION:
+        raise InvalidInput(
+            f"must be one of {list(AFTER_CONCLUSION)}", field="stopping.after_conclusion"
+        )
+    try:
+        rule = StoppingRule.from_params(stopping)
+    except InvalidRule as exc:
+        message = str(exc).removeprefix(f"{exc.field}: ")
+        raise InvalidInput(message, field=f"stopping.{exc.field}") from exc
+    interval = spec.get(
+        "snapshot_interval", current.get("snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL)
+    )
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not math.isfinite(interval)
+        or interval < MIN_SNAPSHOT_INTERVAL
+    ):
+        raise InvalidInput(
+            f"must be a number of seconds >= {MIN_SNAPSHOT_INTERVAL:g}", field="snapshot_interval"
+        )
+    return {
+        "stopping": {**rule.params(), "auto_conclude": auto, "after_conclusion": after},
+        "snapshot_interval": float(interval),
+    }
+
+
+def rule_of(record: ExperimentRecord) -> StoppingRule:
+    params = dict(record.options.get("stopping") or {})
+    params.pop("auto_conclude", None)
+    params.pop("after_conclusion", None)
+    return StoppingRule.from_params(params)
+
+
+def arm_stats(record: ExperimentRecord) -> tuple[ArmStats, np.ndarray[Any, np.dtype[np.bool_]]]:
+    stats = ArmStats.of(
+        n=[a.rewards for a in record.arms],
+        s=[a.reward_sum for a in record.arms],
+        ss=[a.reward_sq_sum for a in record.arms],
+    )
+    enabled = np.array([a.enabled and not a.deleted for a in record.arms], dtype=bool)
+    return stats, enabled
+
+
+def prior_of(record: ExperimentRecord) -> dict[str, float]:
+    """The posterior's prior: the Thompson parameters if the policy has them, else defaults."""
+    keys = PRIOR_KEYS[record.reward_type]
+    return {k: float(record.policy[k]) for k in keys if k in record.policy}
+
+
+def summarize(record: ExperimentRecord) -> PosteriorSummary | None:
+    """Posterior summary of the experiment (``None`` when it has no enabled arm)."""
+    stats, enabled = arm_stats(record)
+    if not enabled.any():
+        return None
+    return posterior_summary(stats, record.reward_type, prior=prior_of(record), enabled=enabled)
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def arms_view(record: ExperimentRecord, summary: PosteriorSummary | None) -> list[dict[str, Any]]:
+    out = []
+    for i, a in enumerate(record.arms):
+        row: dict[str, Any] = {
+            "arm_id": a.arm_id,
+            "enabled": a.enabled and not a.deleted,
+            "decisions": a.decisions,
+            "rewards": a.rewards,
+        }
+        if summary is not None:
+            row.update(
+                mean=_num(summary.mean[i]),
+                ci95=[_num(summary.ci95_low[i]), _num(summary.ci95_high[i])],
+                prob_best=_num(summary.prob_best[i]),
+                expected_loss=_num(summary.expected_loss[i]),
+            )
+        else:
+            row.update(mean=None, ci95=None, prob_best=None, expected_loss=None)
+        out.append(row)
+    return out
+
+
+def assess(record: ExperimentRecord) -> tuple[Conclusion | None, PosteriorSummary | None]:
+    summary = summarize(record)
+    if summary is None:
+        return None, None
+    names = [a.arm_id for a in record.arms]
+    counts = [a.rewards for a in record.arms]
+    return evaluate(rule_of(record), summary, counts, arm_names=names), summary
+
+
+def conclusion_view(record: ExperimentRecord) -> dict[str, Any]:
+    """``GET /conclusion``: is the stopping rule met, which arm wins, and why."""
+    result, summary = assess(record)
+    names = [a.arm_id for a in record.arms]
+    view: dict[str, Any] = {
+        "experiment_id": record.id,
+        "status": record.status,
+        "rule": record.options.get("stopping"),
+        "concluded": record.conclusion,
+        "arms": arms_view(record, summary),
+    }
+    if result is None:
+        view.update(
+            met=False,
+            winner=None,
+            leader=None,
+            reason="No winner: the experiment has no enabled arm.",
+            failed=["arms"],
+            prob_best=None,
+            expected_loss=None,
+            loss_threshold=None,
+        )
+        return view
+    view.update(
+        met=result.met,
+        winner=names[result.winner] if result.winner is not None else None,
+        leader=names[result.leader],
+        reason=result.reason,
+        failed=list(result.failed),
+        prob_best=_num(result.prob_best),
+        expected_loss=_num(result.expected_loss),
+        loss_threshold=_num(result.loss_threshold),
+    )
+    return view
+
+
+def snapshot_data(record: ExperimentRecord) -> dict[str, Any]:
+    return {"status": record.status, "arms": arms_view(record, summarize(record))}
+
+
+def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
+    """Estimated reward gained over an equal split of the same traffic, with a 95% interval."""
+    stats, _ = arm_stats(record)
+    if not (stats.n > 0).any():
+        return {"estimate": None, "se": None, "ci95": None}
+    decisions = [a.decisions for a in record.arms]
+    estimate, se = reward_gain_vs_equal_split(
+        stats, decisions, reward_type=record.reward_type, prior=prior_of(record)
+    )
+    ci = [_num(estimate - 1.96 * se), _num(estimate + 1.96 * se)] if math.isfinite(se) else None
+    return {"estimate": _num(estimate), "se": _num(se), "ci95": ci}
