@@ -152,7 +152,7 @@ def test_arms_add_patch_delete(client: TestClient) -> None:
     create(client)
     r = client.post("/v1/experiments/exp/arms", json={"id": "d", "payload": [1, 2]})
     assert r.status_code == 201 and r.json() == {
-        "id": "d", "payload": [1, 2], "enabled": True, "deleted": False,
+        "id": "d", "payload": [1, 2], "enabled": True, "deleted": False, "prior": None,
     }  # fmt: skip
     error(client.post("/v1/experiments/exp/arms", json={"id": "d"}), 409, "already_exists")
     error(client.post("/v1/experiments/exp/arms", json={"id": "a b"}), 422)
@@ -167,7 +167,7 @@ def test_arms_add_patch_delete(client: TestClient) -> None:
     error(client.delete("/v1/experiments/exp/arms/zz"), 404)
     error(client.patch("/v1/experiments/exp/arms/d", json={"enabled": True}), 409, "arm_deleted")
     arms = client.get("/v1/experiments/exp").json()["arms"]
-    assert arms[-1] == {"id": "d", "payload": "p", "enabled": False, "deleted": True}
+    assert arms[-1] == {"id": "d", "payload": "p", "enabled": False, "deleted": True, "prior": None}
 
 
 def test_disabled_and_deleted_arms_are_never_chosen_and_keep_history(client: TestClient) -> None:

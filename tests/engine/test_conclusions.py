@@ -162,3 +162,50 @@ def test_reward_gain_against_an_equal_split(eng: Engine) -> None:
     # every reward observed: gain = Σ s_k − T · mean_k θ_k; the split is ε = 1, i.e.
     # already about equal, so the gain is near 0 (within its interval)
     assert gain["ci95"][0] <= 0 <= gain["ci95"][1] or abs(gain["estimate"]) < 3 * gain["se"]
+
+
+def test_arm_priors_are_pseudo_observations(eng: Engine) -> None:
+    eng.create_experiment(
+        {
+            "id": "warm",
+            "policy": {"type": "thompson"},
+            "arms": [
+                {"id": "old", "prior": {"alpha": 31, "beta": 71}},  # 30 wins in 100 elsewhere
+                {"id": "new"},
+            ],
+        }
+    )
+    exp = eng.get_experiment("warm")
+    assert exp.arms[0].prior == {"rewards": 100.0, "reward_sum": 30.0, "reward_sq_sum": 30.0}
+    # the posterior is Beta(31, 71) for the warm arm and Beta(1, 1) for the new one
+    c = eng.conclusion("warm")
+    assert c["arms"][0]["mean"] == pytest.approx(31 / 102)
+    expected = beta_prob_best(np.array([31.0, 1.0]), np.array([71.0, 1.0]))
+    assert [a["prob_best"] for a in c["arms"]] == pytest.approx(expected.tolist(), abs=1e-12)
+    d = eng.decide("warm", n=1)["decisions"][0]
+    assert d["propensity"] == pytest.approx(expected[0 if d["arm_id"] == "old" else 1])
+    # observed statistics stay apart from the prior, and a reset keeps the prior
+    assert eng.stats("warm")["arms"][0]["rewards"] == 0
+    eng.reset("warm")
+    assert eng.get_experiment("warm").arms[0].prior is not None
+    # an arm added mid-experiment starts from its own prior
+    eng.add_arm("warm", {"id": "late", "prior": {"rewards": 10, "reward_sum": 9}})
+    assert eng.conclusion("warm")["arms"][2]["mean"] == pytest.approx(10 / 12)
+    with pytest.raises(InvalidInput, match=r"prior\.alpha"):
+        eng.add_arm("warm", {"id": "x", "prior": {"alpha": 0.5}})
+    with pytest.raises(InvalidInput, match=r"prior\.reward_sum"):
+        eng.add_arm("warm", {"id": "x", "prior": {"rewards": 3, "reward_sum": 4}})
+
+
+def test_admin_sets_arm_statistics(eng: Engine) -> None:
+    make(eng)
+    eng.set_arm_stats("ab", "a", {"decisions": 120, "rewards": 100, "reward_sum": 12})
+    a = eng.stats("ab")["arms"][0]
+    assert (a["decisions"], a["rewards"], a["reward_sum"]) == (120, 100, 12)
+    assert a["mean_reward"] == pytest.approx(0.12)
+    kinds = [e.kind for e in eng.storage.events("ab")]
+    assert kinds == ["set_stats"]
+    with pytest.raises(InvalidInput, match="reward_sum"):
+        eng.set_arm_stats("ab", "a", {"rewards": 10, "reward_sum": 11})
+    with pytest.raises(InvalidInput, match="decisions"):
+        eng.set_arm_stats("ab", "a", {"decisions": -1})

@@ -21,6 +21,12 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
             for key in [k for k in out if k[0] == e.experiment_id]:
                 out[key] = [0, 0.0, 0.0, 0.0]
             continue
+        if e.kind == "set_stats":  # an admin overwrite of one arm
+            d = e.data
+            out[(e.experiment_id, e.arm_id or "")] = [
+                d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
+            ]  # fmt: skip
+            continue
         assert e.arm_id is not None
         row = out[(e.experiment_id, e.arm_id)]
         if e.kind == "decision":
@@ -59,8 +65,13 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
             arm = f"arm{int(rng.integers(4))}"
             value = float(rng.random()) if exp_id == "bin" else float(rng.normal(5, 2))
             engine.reward(exp_id, [RewardItem(value, arm_id=arm, count=int(rng.integers(1, 20)))])
-        elif step % 2:
+        elif step % 3 == 0:
             engine.reset(exp_id)
+        elif step % 3 == 1:
+            n = float(rng.integers(1, 50))
+            engine.set_arm_stats(
+                exp_id, "arm1", {"decisions": 7, "rewards": n, "reward_sum": n / 2}
+            )
         else:
             with contextlib.suppress(OctobanditError):  # a rejected request leaves no trace
                 engine.reward(

@@ -42,6 +42,18 @@ class ArmIn(_Strict):
     id: str = Field(description="1-128 characters: letters, digits and . _ : -")
     payload: Any = Field(default=None, description="any JSON value returned with decisions")
     enabled: bool = True
+    prior: dict[str, Any] | None = Field(
+        default=None,
+        description="warm start: pseudo-observations {rewards, reward_sum, reward_sq_sum}, "
+        "or {alpha, beta} for binary rewards",
+    )
+
+
+class ArmStatsIn(_Strict):
+    decisions: int = 0
+    rewards: float = 0
+    reward_sum: float = 0
+    reward_sq_sum: float | None = None
 
 
 class PolicyIn(BaseModel):
@@ -224,6 +236,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @app.patch("/v1/experiments/{experiment_id}/arms/{arm_id}", tags=["arms"])
     async def patch_arm(experiment_id: str, arm_id: str, body: ArmPatch) -> Response:
         return json_response(arm_view(engine.update_arm(experiment_id, arm_id, _dump(body))))
+
+    @app.put("/v1/experiments/{experiment_id}/arms/{arm_id}/stats", tags=["arms"])
+    async def set_arm_stats(experiment_id: str, arm_id: str, body: ArmStatsIn) -> Response:
+        """Admin: overwrite an arm's statistics (fixtures, migrations); logged as an event."""
+        engine.set_arm_stats(experiment_id, arm_id, _dump(body))
+        return json_response(engine.stats(experiment_id))
 
     @app.delete("/v1/experiments/{experiment_id}/arms/{arm_id}", status_code=204, tags=["arms"])
     async def delete_arm(experiment_id: str, arm_id: str) -> Response:

@@ -87,11 +87,15 @@ def rule_of(record: ExperimentRecord) -> StoppingRule:
     return StoppingRule.from_params(params)
 
 
-def arm_stats(record: ExperimentRecord) -> tuple[ArmStats, np.ndarray[Any, np.dtype[np.bool_]]]:
+def arm_stats(
+    record: ExperimentRecord, *, with_prior: bool = True
+) -> tuple[ArmStats, np.ndarray[Any, np.dtype[np.bool_]]]:
+    """Per-arm statistics (plus the arms' prior pseudo-observations) and the enabled mask."""
+    w = 1.0 if with_prior else 0.0
     stats = ArmStats.of(
-        n=[a.rewards for a in record.arms],
-        s=[a.reward_sum for a in record.arms],
-        ss=[a.reward_sq_sum for a in record.arms],
+        n=[a.rewards + w * (a.prior or {}).get("rewards", 0.0) for a in record.arms],
+        s=[a.reward_sum + w * (a.prior or {}).get("reward_sum", 0.0) for a in record.arms],
+        ss=[a.reward_sq_sum + w * (a.prior or {}).get("reward_sq_sum", 0.0) for a in record.arms],
     )
     enabled = np.array([a.enabled and not a.deleted for a in record.arms], dtype=bool)
     return stats, enabled
@@ -188,7 +192,7 @@ def snapshot_data(record: ExperimentRecord) -> dict[str, Any]:
 
 def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
     """Estimated reward gained over an equal split of the same traffic, with a 95% interval."""
-    stats, _ = arm_stats(record)
+    stats, _ = arm_stats(record, with_prior=False)
     if not (stats.n > 0).any():
         return {"estimate": None, "se": None, "ci95": None}
     decisions = [a.decisions for a in record.arms]

@@ -42,6 +42,7 @@ from octobandit.engine.conclusions import (
     snapshot_data,
 )
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
+from octobandit.engine.priors import check_stats, prior_pseudo_counts
 from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
 from octobandit.policies import ArmStats, Policy, make_policy
 from octobandit.policies.base import FloatArray
@@ -98,7 +99,16 @@ class _Live:
     def of(cls, record: ExperimentRecord) -> _Live:
         arms = record.arms
         enabled = np.array([a.enabled and not a.deleted for a in arms], dtype=bool)
+        prior = None
+        if any(a.prior for a in arms):
+            prior = ArmStats.of(
+                *(
+                    [(a.prior or {}).get(key, 0.0) for a in arms]
+                    for key in ("rewards", "reward_sum", "reward_sq_sum")
+                )
+            )
         return cls(
+            prior=prior,
             record=record,
             any_enabled=bool(enabled.any()),
             policy=make_policy(record.policy, record.reward_type),
@@ -112,9 +122,13 @@ class _Live:
             ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
         )
 
+    prior: ArmStats | None = None
+
     @property
     def stats(self) -> ArmStats:
-        return ArmStats(self.n, self.s, self.ss)
+        """What the policy sees: observed statistics plus the arms' prior pseudo-observations."""
+        observed = ArmStats(self.n, self.s, self.ss)
+        return observed if self.prior is None else observed + self.prior
 
 
 def _require(mapping: Any, where: str) -> Mapping[str, Any]:
@@ -123,9 +137,11 @@ def _require(mapping: Any, where: str) -> Mapping[str, Any]:
     return mapping
 
 
-def _arm_record(spec: Any, where: str, ts: float) -> ArmRecord:
+def _arm_record(
+    spec: Any, where: str, ts: float, reward_type: str, policy: Mapping[str, Any]
+) -> ArmRecord:
     spec = _require(spec, where)
-    unknown = set(spec) - {"id", "payload", "enabled"}
+    unknown = set(spec) - {"id", "payload", "enabled", "prior"}
     if unknown:
         raise InvalidInput(f"unknown fields {sorted(unknown)}", field=where)
     arm_id = spec.get("id")
@@ -138,7 +154,12 @@ def _arm_record(spec: Any, where: str, ts: float) -> ArmRecord:
     enabled = spec.get("enabled", True)
     if not isinstance(enabled, bool):
         raise InvalidInput("must be true or false", field=f"{where}.enabled")
-    return ArmRecord(arm_id=arm_id, payload=spec.get("payload"), enabled=enabled, created_at=ts)
+    prior = spec.get("prior")
+    if prior is not None:
+        prior = prior_pseudo_counts(prior, reward_type, policy, f"{where}.prior")
+    return ArmRecord(
+        arm_id=arm_id, payload=spec.get("payload"), enabled=enabled, created_at=ts, prior=prior
+    )
 
 
 def _iso(ts: float) -> str:
@@ -169,6 +190,7 @@ def arm_view(arm: ArmRecord) -> dict[str, Any]:
         "payload": arm.payload,
         "enabled": arm.enabled and not arm.deleted,
         "deleted": arm.deleted,
+        "prior": arm.prior,
     }
 
 
@@ -258,7 +280,10 @@ class Engine:
             raise InvalidInput("must be a list", field="arms")
         if len(arm_specs) > self.limits.max_arms:
             raise InvalidInput(f"at most {self.limits.max_arms} arms", field="arms")
-        arms = [_arm_record(a, f"arms[{i}]", ts) for i, a in enumerate(arm_specs)]
+        params = policy.params()
+        arms = [
+            _arm_record(a, f"arms[{i}]", ts, reward_type, params) for i, a in enumerate(arm_specs)
+        ]
         seen: set[str] = set()
         for i, arm in enumerate(arms):
             if arm.arm_id in seen:
@@ -348,7 +373,7 @@ class Engine:
                 f"experiment already has {self.limits.max_arms} arms", code="too_many_arms"
             )
         ts = self._clock()
-        arm = _arm_record(spec, "body", ts)
+        arm = _arm_record(spec, "body", ts, record.reward_type, record.policy)
         self.storage.add_arm(experiment_id, arm, ts)
         self._live.pop(experiment_id, None)
         return arm
@@ -374,6 +399,37 @@ class Engine:
             experiment_id, arm_id, {"deleted": True, "enabled": False}, self._clock()
         )
         self._live.pop(experiment_id, None)
+
+    def set_arm_stats(
+        self, experiment_id: str, arm_id: str, values: Mapping[str, Any]
+    ) -> ArmRecord:
+        """Overwrite an arm's observed statistics (fixtures, migrations from another system).
+
+        ``values``: ``decisions``, ``rewards``, ``reward_sum``, ``reward_sq_sum``
+        (missing ones are 0; for binary rewards the squares default to the sum).
+        The change is logged as a ``set_stats`` event.
+        """
+        values = _require(values, "body")
+        record = self._record(experiment_id)
+        self._arm(experiment_id, arm_id)
+        checked = check_stats(
+            values,
+            record.reward_type,
+            "body",
+            keys=("decisions", "rewards", "reward_sum", "reward_sq_sum"),
+        )
+        if checked["decisions"] != int(checked["decisions"]):
+            raise InvalidInput("must be a whole number", field="body.decisions")
+        row = ArmStatsRow(
+            arm_id,
+            int(checked["decisions"]),
+            checked["rewards"],
+            checked["reward_sum"],
+            checked["reward_sq_sum"],
+        )
+        self.storage.set_arm_stats(experiment_id, row, self._clock())
+        self._live.pop(experiment_id, None)
+        return self._arm(experiment_id, arm_id, changed=True)
 
     def _arm(self, experiment_id: str, arm_id: str, *, changed: bool = False) -> ArmRecord:
         record = self._changed(experiment_id) if changed else self._record(experiment_id)

@@ -31,8 +31,10 @@ class UCB1(Policy):
     >>> p = UCB1()
     >>> p.probabilities(ArmStats.of(n=[0, 3, 3], s=[0, 1, 2])).tolist()
     [1.0, 0.0, 0.0]
-    >>> p.probabilities(ArmStats.of(n=[100, 100, 5], s=[10, 50, 1])).tolist()
+    >>> p.probabilities(ArmStats.of(n=[100, 100, 100], s=[10, 50, 20])).tolist()
     [0.0, 1.0, 0.0]
+    >>> p.probabilities(ArmStats.of(n=[100, 100, 5], s=[10, 50, 1])).tolist()  # explore arm 2
+    [0.0, 0.0, 1.0]
     """
 
     type = "ucb1"

@@ -34,6 +34,8 @@ class ArmRecord:
     rewards: float = 0.0
     reward_sum: float = 0.0
     reward_sq_sum: float = 0.0
+    #: prior pseudo-observations ``{"rewards", "reward_sum", "reward_sq_sum"}`` (or None)
+    prior: dict[str, float] | None = None
 
 
 @dataclass(slots=True)
@@ -103,7 +105,7 @@ class Event:
     seq: int
     ts: float
     experiment_id: str
-    kind: str  # "decision" | "reward" | "reset"
+    kind: str  # "decision" | "reward" | "reset" | "set_stats"
     decision_id: str | None
     arm_id: str | None
     propensity: float | None
@@ -111,6 +113,7 @@ class Event:
     context: Any
     reward: float | None
     count: float | None
+    data: Any = None
 
 
 class BatchTx(Protocol):
@@ -169,6 +172,9 @@ class Storage(Protocol):
 
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         """The event log in commit order."""
+
+    def set_arm_stats(self, experiment_id: str, row: ArmStatsRow, ts: float) -> None:
+        """Overwrite one arm's statistics (admin) and log a ``set_stats`` event."""
 
     def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
         """Set status ``concluded`` and record the conclusion; bumps the version."""

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS arms (
     rewards REAL NOT NULL DEFAULT 0,
     reward_sum REAL NOT NULL DEFAULT 0,
     reward_sq_sum REAL NOT NULL DEFAULT 0,
+    prior TEXT,
     PRIMARY KEY (experiment_id, arm_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -80,7 +81,8 @@ CREATE TABLE IF NOT EXISTS events (
     unit_id TEXT,
     context TEXT,
     reward REAL,
-    count REAL
+    count REAL,
+    data TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_decision
     ON events (decision_id, kind) WHERE decision_id IS NOT NULL;
@@ -96,7 +98,7 @@ CREATE TABLE IF NOT EXISTS assignments (
 
 _ARM_COLUMNS = (
     "arm_id, payload, enabled, deleted, position, created_at,"
-    " decisions, rewards, reward_sum, reward_sq_sum"
+    " decisions, rewards, reward_sum, reward_sq_sum, prior"
 )
 
 
@@ -123,6 +125,7 @@ def _arm(row: tuple[Any, ...]) -> ArmRecord:
         rewards=row[7],
         reward_sum=row[8],
         reward_sq_sum=row[9],
+        prior=_loads(row[10]),
     )
 
 
@@ -347,7 +350,10 @@ class SQLiteStorage:
                     "SELECT * FROM events WHERE experiment_id=? ORDER BY seq", (experiment_id,)
                 ).fetchall()
         for r in rows:
-            yield Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10])
+            yield Event(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
+                _loads(r[11]),
+            )  # fmt: skip
 
     # -- control plane ------------------------------------------------------
     def create_experiment(self, record: ExperimentRecord) -> None:
@@ -374,7 +380,7 @@ class SQLiteStorage:
 
     def _insert_arm(self, db: sqlite3.Connection, experiment_id: str, arm: ArmRecord) -> None:
         db.execute(
-            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 experiment_id,
                 arm.arm_id,
@@ -387,6 +393,7 @@ class SQLiteStorage:
                 arm.rewards,
                 arm.reward_sum,
                 arm.reward_sq_sum,
+                _dumps(arm.prior),
             ),
         )
 
@@ -477,6 +484,41 @@ class SQLiteStorage:
                         arm_id,
                     ),
                 )
+
+    def set_arm_stats(self, experiment_id: str, row: ArmStatsRow, ts: float) -> None:
+        with self._write() as db:
+            self._bump(db, experiment_id, ts)
+            cur = db.execute(
+                "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?"
+                " WHERE experiment_id=? AND arm_id=?",
+                (
+                    row.decisions,
+                    row.rewards,
+                    row.reward_sum,
+                    row.reward_sq_sum,
+                    experiment_id,
+                    row.arm_id,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"arm {row.arm_id!r} not found in experiment {experiment_id!r}")
+            db.execute(
+                "INSERT INTO events (ts, experiment_id, kind, arm_id, data)"
+                " VALUES (?, ?, 'set_stats', ?, ?)",
+                (
+                    ts,
+                    experiment_id,
+                    row.arm_id,
+                    json.dumps(
+                        {
+                            "decisions": row.decisions,
+                            "rewards": row.rewards,
+                            "reward_sum": row.reward_sum,
+                            "reward_sq_sum": row.reward_sq_sum,
+                        }
+                    ),
+                ),
+            )
 
     def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
         with self._write() as db:

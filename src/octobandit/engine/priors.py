@@ -1,0 +1,81 @@
+"""Warm starts: arm priors as pseudo-observations, and admin-set statistics.
+
+A prior is stored as pseudo-observations ``{"rewards", "reward_sum",
+"reward_sq_sum"}`` that every policy adds to the arm's observed statistics
+(they are not part of the observed statistics, so a reset keeps them). For a
+binary experiment a prior may also be given as ``{"alpha", "beta"}``: the arm's
+Beta posterior then starts at Beta(alpha, beta) under Thompson sampling.
+
+>>> policy = {"type": "thompson", "alpha": 1.0, "beta": 1.0}
+>>> prior_pseudo_counts({"alpha": 3, "beta": 9}, "binary", policy)
+{'rewards': 10.0, 'reward_sum': 2.0, 'reward_sq_sum': 2.0}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from octobandit.errors import InvalidInput
+
+
+def _number(value: Any, field: str, *, low: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput("must be a finite number", field=field)
+    if low is not None and value < low:
+        raise InvalidInput(f"must be >= {low:g}", field=field)
+    return float(value)
+
+
+def check_stats(
+    values: Mapping[str, Any], reward_type: str, where: str, *, keys: tuple[str, ...]
+) -> dict[str, float]:
+    """Validate sufficient statistics (counts >= 0, binary sums in [0, count], variance >= 0)."""
+    unknown = set(values) - set(keys)
+    if unknown:
+        raise InvalidInput(f"unknown fields {sorted(unknown)}; known: {list(keys)}", field=where)
+    out = {k: _number(values.get(k, 0), f"{where}.{k}", low=0 if k != "reward_sum" else None)
+           for k in keys if k != "reward_sq_sum"}  # fmt: skip
+    n, s = out["rewards"], out["reward_sum"]
+    if reward_type == "binary":
+        if not 0 <= s <= n:
+            raise InvalidInput(
+                "a binary reward sum lies in [0, rewards]", field=f"{where}.reward_sum"
+            )
+        ss = _number(values.get("reward_sq_sum", s), f"{where}.reward_sq_sum", low=0)
+    else:
+        default = s * s / n if n > 0 else 0.0
+        ss = _number(values.get("reward_sq_sum", default), f"{where}.reward_sq_sum", low=0)
+    if n > 0 and ss * n < s * s * (1 - 1e-12):
+        raise InvalidInput(
+            "reward_sq_sum must be at least reward_sum² / rewards", field=f"{where}.reward_sq_sum"
+        )
+    if n == 0 and (s != 0 or ss != 0):
+        raise InvalidInput("sums need rewards > 0", field=f"{where}.rewards")
+    out["reward_sq_sum"] = ss
+    return out
+
+
+def prior_pseudo_counts(
+    spec: Any, reward_type: str, policy: Mapping[str, Any], where: str = "prior"
+) -> dict[str, float]:
+    """Normalise an arm prior to pseudo-observations (see the module docstring)."""
+    if not isinstance(spec, Mapping):
+        raise InvalidInput("must be an object", field=where)
+    if "alpha" in spec or "beta" in spec:
+        if reward_type != "binary":
+            raise InvalidInput("alpha/beta priors are for binary rewards", field=where)
+        if set(spec) - {"alpha", "beta"}:
+            raise InvalidInput("give alpha and beta, or pseudo-observations", field=where)
+        base_a = float(policy.get("alpha", 1.0))
+        base_b = float(policy.get("beta", 1.0))
+        a = _number(spec.get("alpha", base_a), f"{where}.alpha", low=base_a)
+        b = _number(spec.get("beta", base_b), f"{where}.beta", low=base_b)
+        successes, failures = a - base_a, b - base_b
+        return {
+            "rewards": successes + failures,
+            "reward_sum": successes,
+            "reward_sq_sum": successes,
+        }
+    return check_stats(spec, reward_type, where, keys=("rewards", "reward_sum", "reward_sq_sum"))
