@@ -422,3 +422,31 @@ def test_conclusion_and_history_routes(client: TestClient, engine: Any) -> None:
     error(client.patch("/v1/experiments/exp", json={"stopping": {"prob_best": 2}}), 422)
     error(client.patch("/v1/experiments/exp", json={"status": "concluded"}), 422)
     error(client.patch("/v1/experiments/exp", json={"snapshot_interval": 0}), 422)
+
+
+def test_declared_context_features_are_validated_and_logged(
+    client: TestClient, engine: Any
+) -> None:
+    create(client, context={"features": ["age", "mobile"]})
+    assert client.get("/v1/experiments/exp").json()["context"] == {"features": ["age", "mobile"]}
+    url = "/v1/experiments/exp/decisions"
+    assert client.post(url, json={"context": {"mobile": 1, "age": 31}}).status_code == 200
+    assert client.post(url, json={"context": [40, 0]}).status_code == 200
+    assert "context.mobile" in error(client.post(url, json={"context": {"age": 3}}), 422)
+    assert "context.colour" in error(
+        client.post(url, json={"context": {"age": 3, "mobile": 0, "colour": 2}}), 422
+    )
+    assert "context" in error(client.post(url, json={"context": [1, 2, 3]}), 422)
+    assert "context.age" in error(
+        client.post(url, json={"context": {"age": "x", "mobile": 1}}), 422
+    )
+    assert "context" in error(client.post(url, json={}), 422)
+    logged = [e.context for e in engine.storage.events("exp") if e.kind == "decision"]
+    assert logged == [[31.0, 1.0], [40.0, 0.0]]
+    error(
+        client.post("/v1/experiments", json={"id": "e2", "context": {"features": ["a", "a"]}}), 422
+    )
+    error(client.post("/v1/experiments", json={"id": "e3", "context": {"features": []}}), 422)
+    # a bad context fails only its own request in a group
+    r = client.post(url, json={"n": 3, "context": {"age": 1, "mobile": 1}})
+    assert len(r.json()["decisions"]) == 3

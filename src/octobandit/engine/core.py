@@ -41,6 +41,7 @@ from octobandit.engine.conclusions import (
     reward_gain,
     snapshot_data,
 )
+from octobandit.engine.context import context_vector, parse_features
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
 from octobandit.engine.priors import check_stats, prior_pseudo_counts
 from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
@@ -175,6 +176,11 @@ def experiment_view(record: ExperimentRecord) -> dict[str, Any]:
         "policy": record.policy,
         "reward": {"type": record.reward_type},
         "arms": [arm_view(a) for a in record.arms],
+        "context": (
+            {"features": record.options["context_features"]}
+            if "context_features" in record.options
+            else None
+        ),
         "stopping": record.options.get("stopping"),
         "snapshot_interval": record.options.get("snapshot_interval"),
         "conclusion": record.conclusion,
@@ -244,14 +250,8 @@ class Engine:
         """Create an experiment from ``{"id"?, "name"?, "policy"?, "arms"?, "reward"?}``."""
         spec = _require(spec, "body")
         unknown = set(spec) - {
-            "id",
-            "name",
-            "policy",
-            "arms",
-            "reward",
-            "stopping",
-            "snapshot_interval",
-        }
+            "id", "name", "policy", "arms", "reward", "stopping", "snapshot_interval", "context",
+        }  # fmt: skip
         if unknown:
             raise InvalidInput(f"unknown fields {sorted(unknown)}", field="body")
         experiment_id = spec.get("id")
@@ -274,6 +274,8 @@ class Engine:
         policy_spec = _require(spec.get("policy") or {"type": "thompson"}, "policy")
         policy = make_policy(policy_spec, reward_type)
         options = parse_options(spec)
+        if spec.get("context") is not None:
+            options["context_features"] = parse_features(spec["context"])
         ts = self._clock()
         arm_specs = spec.get("arms") or []
         if not isinstance(arm_specs, list):
@@ -634,8 +636,6 @@ class Engine:
         group: list[tuple[int, DecideOp]],
         results: list[Any],
     ) -> None:
-        indices = [i for i, _ in group]
-        ops = [op for _, op in group]
         try:
             live = self._load(tx, experiment_id)
             if not live.any_enabled:
@@ -644,9 +644,24 @@ class Engine:
                     code="no_enabled_arm",
                 )
         except OctobanditError as exc:
-            for i in indices:
+            for i, _ in group:
                 results[i] = exc
             return
+        features = live.record.options.get("context_features")
+        if features is not None:
+            valid = []
+            for i, op in group:
+                try:
+                    op.context = context_vector(op.context, features)
+                except OctobanditError as exc:
+                    results[i] = exc
+                    continue
+                valid.append((i, op))
+            group = valid
+            if not group:
+                return
+        indices = [i for i, _ in group]
+        ops = [op for _, op in group]
         ts = self._clock()
         sticky: dict[str, tuple[str, float]] = {}
         units = [op.unit_id for op in ops if op.unit_id is not None]
