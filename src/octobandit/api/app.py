@@ -29,6 +29,7 @@ from octobandit.api.limits import BodyLimit
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
 from octobandit.errors import OctobanditError
+from octobandit.policies import POLICIES
 from octobandit.storage import SQLiteStorage
 
 log = logging.getLogger("octobandit.api")
@@ -58,10 +59,10 @@ class ArmStatsIn(_Strict):
 
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
-    type: Literal["epsilon_greedy", "ucb1", "thompson"] = Field(
-        description="policy family; its parameters sit beside `type` "
-        "(epsilon_greedy: epsilon, initial_value; ucb1: c; "
-        "thompson: alpha, beta for binary rewards, mu0, kappa0, a0, b0 for continuous)"
+    type: str = Field(
+        description=f"policy family, one of {sorted(POLICIES)}; its parameters sit beside "
+        "`type` (see docs/policies.md), e.g. epsilon_greedy: epsilon, initial_value, decay, "
+        "rate, floor; ucb1: c; thompson: alpha, beta (binary), mu0, kappa0, a0, b0 (continuous)"
     )
 
 
@@ -80,12 +81,19 @@ class StoppingIn(_Strict):
     after_conclusion: Literal["serve_winner", "keep_learning"] | None = None
 
 
+class ContextIn(_Strict):
+    features: list[str] = Field(description="names of the context features, in vector order")
+
+
 class ExperimentIn(_Strict):
     id: str | None = Field(default=None, description="slug [a-z0-9][a-z0-9_-]{0,63}")
     name: str | None = None
     policy: PolicyIn | None = Field(default=None, description="default: thompson")
     arms: list[ArmIn] | None = None
     reward: RewardSpecIn | None = None
+    context: ContextIn | None = Field(
+        default=None, description="declared context features; decisions must then carry them"
+    )
     stopping: StoppingIn | None = Field(default=None, description="stopping rule")
     snapshot_interval: float | None = Field(
         default=None, description="seconds between posterior snapshots (300)"
@@ -94,7 +102,7 @@ class ExperimentIn(_Strict):
 
 class PolicyPatch(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
-    type: Literal["epsilon_greedy", "ucb1", "thompson"] | None = None
+    type: str | None = Field(default=None, description=f"one of {sorted(POLICIES)}")
 
 
 class ExperimentPatch(_Strict):

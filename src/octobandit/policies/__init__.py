@@ -1,7 +1,13 @@
 """Bandit policies: pure functions of sufficient statistics and a seeded RNG.
 
+Every policy registered in :data:`POLICIES` can be named as ``policy.type``.
+
 >>> make_policy({"type": "epsilon_greedy", "epsilon": 0.2}, "binary").params()
 {'type': 'epsilon_greedy', 'epsilon': 0.2, 'initial_value': 0.0}
+>>> make_policy({"type": "kl_ucb"}).params()
+{'type': 'kl_ucb', 'c': 0.0}
+>>> sorted(POLICIES)
+['epsilon_greedy', 'kl_ucb', 'softmax', 'thompson', 'ucb1', 'ucb_tuned']
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from typing import Any
 from octobandit.errors import InvalidInput
 from octobandit.policies.base import REWARD_TYPES, ArmStats, Choice, Policy
 from octobandit.policies.epsilon_greedy import EpsilonGreedy
+from octobandit.policies.kl_ucb import KLUCB
+from octobandit.policies.softmax import Softmax
 from octobandit.policies.thompson import ThompsonSampling
 from octobandit.policies.ucb import UCB1
+from octobandit.policies.ucb_tuned import UCBTuned
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.type: cls for cls in (EpsilonGreedy, UCB1, ThompsonSampling)
+    cls.type: cls for cls in (EpsilonGreedy, UCB1, ThompsonSampling, Softmax, UCBTuned, KLUCB)
 }
 
 
@@ -37,12 +46,15 @@ def make_policy(spec: Mapping[str, Any], reward: str = "binary") -> Policy:
 
 
 __all__ = [
+    "KLUCB",
     "POLICIES",
     "UCB1",
     "ArmStats",
     "Choice",
     "EpsilonGreedy",
     "Policy",
+    "Softmax",
     "ThompsonSampling",
+    "UCBTuned",
     "make_policy",
 ]

@@ -1,0 +1,313 @@
+"""Run a policy against an environment, many replications at once, and summarise the regret.
+
+:func:`simulate` keeps one :class:`~octobandit.policies.base.ArmStats` of shape
+``(R, K)`` for ``R`` independent replications and, at every step, makes one
+call to the policy's own :meth:`~octobandit.policies.base.Policy.choose` — the
+code the service runs, not a copy — then draws the chosen arms' rewards and
+adds them to the statistics, all vectorised over replications.
+
+>>> from octobandit.policies import ThompsonSampling
+>>> from octobandit.simulation.environments import Bernoulli
+>>> res = simulate(ThompsonSampling(), Bernoulli([0.5, 0.4]), horizon=200, replications=50, seed=1)
+>>> int(res.steps[-1]), res.regret.shape
+(200, (200, 50))
+>>> bool(0 < res.regret_mean[-1] < 200 * 0.1)
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octobandit.policies import make_policy
+from octobandit.policies.base import ArmStats, FloatArray, IntArray, Policy
+from octobandit.simulation.environments import Environment
+
+#: Two-sided normal quantile of the 95% bands.
+Z95 = 1.959963984540054
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Per-replication records of one simulation, and their summaries.
+
+    ``steps[j]`` is the number of steps done at record ``j`` (a multiple of
+    ``record_every``, and the horizon last). ``regret[j, r]`` is replication
+    ``r``'s cumulative pseudo-regret after ``steps[j]`` steps;
+    ``best_arm[j, r]`` its share of optimal choices among the steps since the
+    previous record. ``stats`` holds each replication's final statistics (shape
+    ``(R, K)``); ``pulls`` is its ``n``, how often each replication chose each arm.
+
+    The 95% bands are confidence intervals of the mean over replications,
+    ``mean ± 1.96 · sd / sqrt(R)``; ``regret_quantiles`` gives the spread of
+    single runs instead.
+    """
+
+    policy: dict[str, Any]
+    environment: dict[str, Any]
+    horizon: int
+    replications: int
+    seed: int | None
+    record_every: int
+    steps: IntArray
+    regret: FloatArray
+    best_arm: FloatArray
+    stats: ArmStats
+    elapsed_s: float
+    label: str = field(default="")
+
+    # -- summaries -------------------------------------------------------------
+    @property
+    def pulls(self) -> FloatArray:
+        return self.stats.n
+
+    @staticmethod
+    def _se(x: FloatArray) -> FloatArray:
+        r = x.shape[-1]
+        if r < 2:
+            return np.full(x.shape[:-1], np.nan)
+        return np.asarray(x.std(axis=-1, ddof=1) / math.sqrt(r), dtype=np.float64)
+
+    @property
+    def regret_mean(self) -> FloatArray:
+        return np.asarray(self.regret.mean(axis=-1), dtype=np.float64)
+
+    @property
+    def regret_se(self) -> FloatArray:
+        """Standard error of the mean cumulative regret at each record."""
+        return self._se(self.regret)
+
+    @property
+    def regret_band(self) -> tuple[FloatArray, FloatArray]:
+        """95% confidence band of the mean cumulative regret."""
+        m, se = self.regret_mean, self.regret_se
+        return m - Z95 * se, m + Z95 * se
+
+    def regret_quantiles(
+        self, low: float = 0.025, high: float = 0.975
+    ) -> tuple[FloatArray, FloatArray]:
+        """Quantiles of single replications' cumulative regret (the spread of runs)."""
+        q = np.quantile(self.regret, [low, high], axis=-1)
+        return np.asarray(q[0], dtype=np.float64), np.asarray(q[1], dtype=np.float64)
+
+    @property
+    def best_arm_share(self) -> FloatArray:
+        """Mean share of optimal choices over the steps since the previous record."""
+        return np.asarray(self.best_arm.mean(axis=-1), dtype=np.float64)
+
+    @property
+    def best_arm_band(self) -> tuple[FloatArray, FloatArray]:
+        m, se = self.best_arm_share, self._se(self.best_arm)
+        return np.clip(m - Z95 * se, 0.0, 1.0), np.clip(m + Z95 * se, 0.0, 1.0)
+
+    @property
+    def final_regret(self) -> dict[str, float]:
+        """Mean, standard error and 95% band of the cumulative regret at the horizon."""
+        lo, hi = self.regret_band
+        return {
+            "mean": float(self.regret_mean[-1]),
+            "se": float(self.regret_se[-1]),
+            "lo": float(lo[-1]),
+            "hi": float(hi[-1]),
+        }
+
+    def slope(self, start: int, end: int | None = None) -> tuple[float, float]:
+        """Mean regret per step between two recorded steps, and its standard error
+        (computed per replication, so correlations over time are accounted for)."""
+        end = int(self.steps[-1]) if end is None else end
+        i = int(np.searchsorted(self.steps, start))
+        j = int(np.searchsorted(self.steps, end))
+        if i >= len(self.steps) or j >= len(self.steps):
+            raise ValueError("start and end must be recorded steps")
+        if self.steps[i] != start or self.steps[j] != end or end <= start:
+            raise ValueError("start and end must be recorded steps, start < end")
+        per_run = (self.regret[j] - self.regret[i]) / (end - start)
+        return float(per_run.mean()), float(self._se(per_run))
+
+    # -- output ----------------------------------------------------------------
+    def series(self) -> dict[str, list[float]]:
+        """The summaries as columns (what :meth:`to_csv` writes)."""
+        lo, hi = self.regret_band
+        q_lo, q_hi = self.regret_quantiles()
+        b_lo, b_hi = self.best_arm_band
+        cols: dict[str, Any] = {
+            "step": self.steps,
+            "regret_mean": self.regret_mean,
+            "regret_se": self.regret_se,
+            "regret_lo": lo,
+            "regret_hi": hi,
+            "regret_q025": q_lo,
+            "regret_q975": q_hi,
+            "best_arm_share": self.best_arm_share,
+            "best_arm_share_lo": b_lo,
+            "best_arm_share_hi": b_hi,
+        }
+        return {k: np.asarray(v).tolist() for k, v in cols.items()}
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The summaries as CSV (one row per record); also written to ``path`` if given."""
+        cols = self.series()
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows(zip(*cols.values(), strict=True))
+        text = buf.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        pulls = self.pulls.mean(axis=0)
+        return {
+            "label": self.label,
+            "policy": self.policy,
+            "environment": self.environment,
+            "horizon": self.horizon,
+            "replications": self.replications,
+            "seed": self.seed,
+            "record_every": self.record_every,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "final_regret": self.final_regret,
+            "mean_pulls": pulls.tolist(),
+            "series": self.series(),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Parameters, final regret and the summary series as JSON (NaN written as null)."""
+        text = json.dumps(_finite(self.to_dict()), indent=1)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def plot(self, path: str | Path, *, title: str | None = None, **kwargs: Any) -> Path:
+        """Write a PNG: cumulative regret and best-arm share with 95% bands (needs matplotlib)."""
+        from octobandit.simulation.plotting import plot_results
+
+        return plot_results([self], path, title=title, **kwargs)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def simulate(
+    policy: Policy | Mapping[str, Any],
+    env: Environment,
+    horizon: int,
+    replications: int = 100,
+    seed: int | None = 0,
+    *,
+    record_every: int | None = None,
+    progress: Progress | None = None,
+    label: str | None = None,
+) -> SimulationResult:
+    """Run ``replications`` independent copies of ``policy`` on ``env`` for ``horizon`` steps.
+
+    ``policy`` is a policy object or its JSON spec (built by
+    :func:`~octobandit.policies.make_policy` for the environment's reward type).
+    Every step makes one ``policy.choose(stats, rng, propensities=False)`` call on
+    the ``(R, K)`` statistics, draws the ``R`` rewards and updates the statistics.
+    The policy and the environment draw from independent streams of
+    ``SeedSequence(seed)``, so a seed fixes the whole run.
+
+    The regret is the pseudo-regret ``Σ_t max_a μ_a(t) - μ_{A_t}(t)`` (against
+    the best arm for the context, in contextual environments). Records are taken
+    every ``record_every`` steps (default: about 1,000 records) and at the
+    horizon; ``progress(done, horizon)`` is called at each record.
+    """
+    if isinstance(policy, Mapping):
+        policy = make_policy(policy, env.reward)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError("horizon must be a positive integer")
+    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
+        raise ValueError("replications must be a positive integer")
+    if env.reward == "continuous" and policy.reward == "binary":
+        raise ValueError(
+            f"{type(env).__name__} has continuous rewards: "
+            "build the policy with reward='continuous'"
+        )
+    every = max(1, math.ceil(horizon / 1000)) if record_every is None else int(record_every)
+    if every < 1:
+        raise ValueError("record_every must be a positive integer")
+    marks = list(range(every, horizon + 1, every))
+    if not marks or marks[-1] != horizon:
+        marks.append(horizon)
+    steps = np.asarray(marks, dtype=np.intp)
+
+    r, k = replications, env.k
+    policy_rng, env_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    stats = ArmStats.zeros(k, (r,))
+    n_flat, s_flat, ss_flat = stats.n.reshape(-1), stats.s.reshape(-1), stats.ss.reshape(-1)
+    offsets = np.arange(r, dtype=np.intp) * k
+    cum = np.zeros(r)
+    hits = np.zeros(r)
+    regret = np.empty((len(steps), r))
+    best_arm = np.empty((len(steps), r))
+    last_mu: FloatArray | None = None
+    gaps = optimal = np.zeros(k)
+    record, since = 0, 0
+
+    started = time.perf_counter()
+    for t in range(horizon):
+        ctx = env.contexts(t, r, env_rng)
+        mu = env.expected_rewards(t, ctx)
+        arms = policy.choose(stats, policy_rng, propensities=False).arms
+        flat = offsets + arms
+        if mu.ndim == 1:
+            if mu is not last_mu:  # stationary environments return the same array
+                last_mu, gaps = mu, mu.max() - mu
+                optimal = (gaps == 0).astype(np.float64)
+            chosen = mu[arms]
+            cum += gaps[arms]
+            hits += optimal[arms]
+        else:
+            chosen = mu.reshape(-1)[flat]
+            step_regret = mu.max(axis=-1) - chosen
+            cum += step_regret
+            hits += step_regret == 0
+        rewards = env.rewards(arms, chosen, env_rng)
+        n_flat[flat] += 1.0
+        s_flat[flat] += rewards
+        ss_flat[flat] += rewards * rewards
+        since += 1
+        if t + 1 == steps[record]:
+            regret[record] = cum
+            best_arm[record] = hits / since
+            hits[:] = 0.0
+            record, since = record + 1, 0
+            if progress is not None:
+                progress(t + 1, horizon)
+    elapsed = time.perf_counter() - started
+
+    return SimulationResult(
+        policy=policy.params(),
+        environment=env.describe(),
+        horizon=horizon,
+        replications=r,
+        seed=seed,
+        record_every=every,
+        steps=steps,
+        regret=regret,
+        best_arm=best_arm,
+        stats=stats,
+        elapsed_s=elapsed,
+        label=policy.type if label is None else label,
+    )
