@@ -44,19 +44,22 @@ from octobandit.engine.conclusions import (
 from octobandit.engine.context import context_vector, parse_features
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
 from octobandit.engine.priors import check_stats, prior_pseudo_counts
+from octobandit.engine.state import encode_state, load_state
 from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
 from octobandit.policies import ArmStats, Policy, make_policy
-from octobandit.policies.base import FloatArray
+from octobandit.policies.base import FloatArray, sample_categorical
 from octobandit.stats.intervals import mean_interval
 from octobandit.storage.base import (
     ArmRecord,
     ArmStatsRow,
     BatchTx,
     DecisionEvent,
+    DecisionRef,
     ExperimentRecord,
     RewardEvent,
     Snapshot,
     Storage,
+    decode_json,
 )
 
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -108,11 +111,16 @@ class _Live:
                     for key in ("rewards", "reward_sum", "reward_sq_sum")
                 )
             )
+        policy = make_policy(record.policy, record.reward_type)
+        dim = len(record.options.get("context_features") or ())
+        state = load_state(policy, record.policy_state, len(arms), dim) if policy.stateful else None
         return cls(
+            dim=dim,
+            state=state,
             prior=prior,
             record=record,
             any_enabled=bool(enabled.any()),
-            policy=make_policy(record.policy, record.reward_type),
+            policy=policy,
             arm_ids=[a.arm_id for a in arms],
             index={a.arm_id: i for i, a in enumerate(arms)},
             payloads=[a.payload for a in arms],
@@ -124,6 +132,11 @@ class _Live:
         )
 
     prior: ArmStats | None = None
+    #: context size (declared features), 0 without declared features
+    dim: int = 0
+    #: a stateful policy's state, shape (1, K, ...) per array
+    state: dict[str, FloatArray] | None = None
+    state_dirty: bool = False
 
     @property
     def stats(self) -> ArmStats:
@@ -198,6 +211,34 @@ def arm_view(arm: ArmRecord) -> dict[str, Any]:
         "deleted": arm.deleted,
         "prior": arm.prior,
     }
+
+
+def _check_contextual(policy: Policy, options: Mapping[str, Any]) -> None:
+    if policy.contextual and not options.get("context_features"):
+        raise InvalidInput(
+            f"policy {policy.type!r} needs the experiment's context features",
+            field="context.features",
+        )
+
+
+def update_state(
+    live: _Live, arm: int, reward: float, count: float, ref: DecisionRef | None, ts: float
+) -> None:
+    """Fold one reward into a stateful policy's state (joined to its decision, if any)."""
+    assert live.state is not None
+    context = None
+    if live.policy.contextual and ref is not None:
+        context = np.array([decode_json(ref.context)], dtype=np.float64).reshape(1, live.dim)
+    live.policy.update_state(
+        live.state,
+        np.array([arm], dtype=np.intp),
+        np.array([reward]),
+        np.array([count]),
+        propensities=np.array([ref.propensity if ref is not None else np.nan]),
+        contexts=context,
+        times=np.array([ts]),
+    )
+    live.state_dirty = True
 
 
 class Engine:
@@ -276,6 +317,7 @@ class Engine:
         options = parse_options(spec)
         if spec.get("context") is not None:
             options["context_features"] = parse_features(spec["context"])
+        _check_contextual(policy, options)
         ts = self._clock()
         arm_specs = spec.get("arms") or []
         if not isinstance(arm_specs, list):
@@ -346,7 +388,11 @@ class Engine:
             patch = _require(changes["policy"], "policy")
             kind = patch.get("type", current.policy["type"])
             merged = {**current.policy, **patch} if kind == current.policy["type"] else dict(patch)
-            out["policy"] = make_policy(merged, current.reward_type).params()
+            new_policy = make_policy(merged, current.reward_type)
+            _check_contextual(new_policy, current.options)
+            out["policy"] = new_policy.params()
+            if kind != current.policy["type"]:
+                out["policy_state"] = None  # another family: its state starts afresh
         if "stopping" in changes or "snapshot_interval" in changes:
             out["options"] = parse_options(changes, current.options)
         if out:
@@ -580,6 +626,9 @@ class Engine:
                 if rewards:
                     self._reward_group(tx, rewards, results)
                 for live in self._live.values():
+                    if live.state_dirty and live.state is not None:
+                        tx.write_policy_state(live.record.id, encode_state(live.state))
+                        live.state_dirty = False
                     if live.dirty:
                         tx.write_arm_stats(
                             live.record.id,
@@ -678,12 +727,34 @@ class Engine:
             winner = self._serving_winner(live)
             if winner is not None:
                 arms, props = [winner] * fresh, [1.0] * fresh
+            elif live.record.status != "paused" and live.policy.contextual:
+                assert live.state is not None
+                contexts = np.array(
+                    [
+                        op.context
+                        for op in ops
+                        if op.unit_id not in sticky
+                        for _ in range(op.n or 1)
+                    ],
+                    dtype=np.float64,
+                ).reshape(fresh, live.dim)
+                probs = live.policy.state_probabilities(
+                    live.stats, live.enabled, live.state, contexts=contexts, time=ts
+                )
+                drawn = sample_categorical(probs, self.rng)
+                arms = drawn.tolist()
+                props = probs[np.arange(fresh), drawn].tolist()
             elif live.record.status != "paused":
                 now = time.monotonic()
                 if live.probs is None or (
                     live.stale and now - live.probs_at >= self.refresh_interval
                 ):
-                    live.probs = live.policy.probabilities(live.stats, live.enabled)
+                    if live.state is not None:
+                        live.probs = live.policy.state_probabilities(
+                            live.stats, live.enabled, live.state, time=ts
+                        ).reshape(-1)
+                    else:
+                        live.probs = live.policy.probabilities(live.stats, live.enabled)
                     live.probs_at, live.stale = now, False
                 choice = live.policy.choose(
                     live.stats, self.rng, size=fresh, enabled=live.enabled, probabilities=live.probs
@@ -797,7 +868,7 @@ class Engine:
             live = self._live[experiment_id]
             wanted = [it.decision_id for _, op in ops for it in op.items if it.decision_id]
             found = tx.find_decisions(experiment_id, wanted) if wanted else {}
-            rewarded = {d for d, (_, done) in found.items() if done}
+            rewarded = {d for d, ref in found.items() if ref.rewarded}
             for i, op in ops:
                 try:
                     results[i] = self._apply(live, op, found, rewarded, events, ts)
@@ -810,13 +881,13 @@ class Engine:
     def _apply(
         live: _Live,
         op: RewardOp,
-        found: Mapping[str, tuple[str, bool]],
+        found: Mapping[str, DecisionRef],
         rewarded: set[str],
         events: list[RewardEvent],
         ts: float,
     ) -> RewardResult:
         arms: list[int] = []
-        for item in op.items:  # resolve everything before changing anything
+        for n, item in enumerate(op.items):  # resolve everything before changing anything
             if item.decision_id is not None:
                 hit = found.get(item.decision_id)
                 if hit is None:
@@ -826,6 +897,12 @@ class Engine:
                         code="decision_not_found",
                     )
                 arms.append(live.index[hit[0]])
+            elif live.policy.contextual:
+                raise InvalidInput(
+                    "a contextual experiment takes rewards by decision_id"
+                    " (the context comes from the decision)",
+                    field=f"rewards[{n}].arm_id" if len(op.items) > 1 else "arm_id",
+                )
             else:
                 j = live.index.get(item.arm_id)  # type: ignore[arg-type]
                 if j is None:
@@ -845,6 +922,9 @@ class Engine:
             live.s[j] += r * c
             live.ss[j] += r * r * c
             live.dirty.add(j)
+            if live.state is not None:
+                ref = found.get(item.decision_id) if item.decision_id is not None else None
+                update_state(live, j, r, c, ref, ts)
             events.append(
                 RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id)
             )

@@ -129,8 +129,60 @@ class Policy(ABC):
     type: ClassVar[str]
     #: True when the selection distribution is exact; False when estimated.
     exact_propensity: ClassVar[bool] = True
+    #: True for policies that learn a state of their own (see "Stateful policies" below)
+    #: instead of, or beside, the additive :class:`ArmStats`.
+    stateful: ClassVar[bool] = False
+    #: True for policies whose choice depends on a per-decision context vector.
+    contextual: ClassVar[bool] = False
 
     reward: str
+
+    # -- Stateful policies -------------------------------------------------
+    # A stateful policy keeps named float arrays whose first axis is a batch of
+    # independent problems (1 in the service, R replications in a simulation)
+    # and whose second axis is the arms: shape (B, K, ...). It must override the
+    # three methods below. The engine persists the state, replays it from the
+    # event log, grows it along axis 1 when an arm is added (with
+    # ``init_state(B, 1, dim)``), and re-initialises it on reset.
+
+    def init_state(self, batch: int, k: int, dim: int = 0) -> dict[str, FloatArray]:
+        """The initial state of ``batch`` problems with ``k`` arms (``dim``: context size)."""
+        return {}
+
+    def update_state(
+        self,
+        state: dict[str, FloatArray],
+        arms: IntArray,
+        rewards: FloatArray,
+        counts: FloatArray,
+        *,
+        propensities: FloatArray,
+        contexts: FloatArray | None,
+        times: FloatArray,
+    ) -> None:
+        """Fold one observation per problem into ``state`` in place (all arrays shape (B,...)).
+
+        ``propensities`` is NaN where unknown (a reward reported per arm, not per
+        decision); ``contexts`` (B, dim) is the decision's context; ``times`` are
+        seconds (the service passes wall-clock time, a simulation the step index).
+        Additive policies keep no state: nothing to do.
+        """
+        return
+
+    def state_probabilities(
+        self,
+        stats: ArmStats,
+        enabled: Any,
+        state: dict[str, FloatArray],
+        *,
+        contexts: FloatArray | None = None,
+        time: float = 0.0,
+    ) -> FloatArray:
+        """Selection probabilities from the state: (B, K), or (M, K) for M contexts with B = 1.
+
+        The default ignores the state (additive policies).
+        """
+        return self.probabilities(stats, enabled)
 
     @abstractmethod
     def probabilities(self, stats: ArmStats, enabled: Any = None) -> FloatArray:

@@ -19,7 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+
+def decode_json(raw: str | bytes | None) -> Any:
+    """Decode a JSON column (``None`` stays ``None``)."""
+    return None if raw is None else msgspec.json.decode(raw)
+
+
+class DecisionRef(NamedTuple):
+    """What a reward needs to know of its decision."""
+
+    arm_id: str
+    rewarded: bool
+    propensity: float
+    context: Any  # as stored (JSON text); decode with ``decode_json`` when needed
 
 
 @dataclass(slots=True)
@@ -54,6 +70,8 @@ class ExperimentRecord:
     #: ``{"winner", "at", "reason", ...}`` once concluded, else ``None``
     conclusion: dict[str, Any] | None = None
     last_snapshot: float = 0.0
+    #: a stateful policy's learned state, encoded (see ``octobandit.engine.state``)
+    policy_state: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -136,12 +154,14 @@ class BatchTx(Protocol):
 
     def find_decisions(
         self, experiment_id: str, decision_ids: Sequence[str]
-    ) -> dict[str, tuple[str, bool]]:
-        """Map each known decision id to ``(arm_id, already_rewarded)``."""
+    ) -> dict[str, DecisionRef]:
+        """Map each known decision id of the experiment to its :class:`DecisionRef`."""
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
 
     def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None: ...
+
+    def write_policy_state(self, experiment_id: str, state: bytes | None) -> None: ...
 
 
 class Storage(Protocol):

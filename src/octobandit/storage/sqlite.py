@@ -27,10 +27,12 @@ from octobandit.storage.base import (
     ArmRecord,
     ArmStatsRow,
     DecisionEvent,
+    DecisionRef,
     Event,
     ExperimentRecord,
     RewardEvent,
     Snapshot,
+    decode_json,
 )
 
 SCHEMA = """
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     updated_at REAL NOT NULL,
     options TEXT NOT NULL DEFAULT '{}',
     conclusion TEXT,
-    last_snapshot REAL NOT NULL DEFAULT 0
+    last_snapshot REAL NOT NULL DEFAULT 0,
+    policy_state BLOB
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,8 +112,7 @@ def _dumps(value: Any) -> bytes | None:
     return None if value is None else _encode(value)
 
 
-def _loads(text: str | bytes | None) -> Any:
-    return None if text is None else msgspec.json.decode(text)
+_loads = decode_json
 
 
 def _arm(row: tuple[Any, ...]) -> ArmRecord:
@@ -209,26 +211,28 @@ class SQLiteBatch:
 
     def find_decisions(
         self, experiment_id: str, decision_ids: Sequence[str]
-    ) -> dict[str, tuple[str, bool]]:
-        found: dict[str, tuple[str, bool]] = {}
+    ) -> dict[str, DecisionRef]:
+        found: dict[str, DecisionRef] = {}
         rewarded: set[str] = set()
         ids = list(dict.fromkeys(decision_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT decision_id, kind, arm_id, experiment_id FROM events"
-                f" WHERE decision_id IN ({marks})",
+                f"SELECT decision_id, kind, arm_id, experiment_id, propensity, context"
+                f" FROM events WHERE decision_id IN ({marks})",
                 chunk,
             )
-            for decision_id, kind, arm_id, exp in rows:
+            for decision_id, kind, arm_id, exp, propensity, context in rows:
                 if exp != experiment_id:
                     continue
                 if kind == "decision":
-                    found[decision_id] = (arm_id, False)
+                    found[decision_id] = DecisionRef(arm_id, False, propensity, context)
                 else:
                     rewarded.add(decision_id)
-        return {d: (arm, d in rewarded) for d, (arm, _) in found.items()}
+        for d in rewarded & found.keys():
+            found[d] = found[d]._replace(rewarded=True)
+        return found
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None:
         self._db.executemany(
@@ -236,6 +240,9 @@ class SQLiteBatch:
             " VALUES (?, ?, 'reward', ?, ?, ?, ?)",
             [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events],
         )
+
+    def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
+        self._db.execute("UPDATE experiments SET policy_state=? WHERE id=?", (state, experiment_id))
 
     def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None:
         self._db.executemany(
@@ -303,7 +310,7 @@ class SQLiteStorage:
     def _load(self, experiment_id: str) -> ExperimentRecord | None:
         row = self._db.execute(
             "SELECT id, name, policy, reward_type, status, version, created_at, updated_at,"
-            " options, conclusion, last_snapshot FROM experiments WHERE id=?",
+            " options, conclusion, last_snapshot, policy_state FROM experiments WHERE id=?",
             (experiment_id,),
         ).fetchone()
         if row is None:
@@ -328,6 +335,7 @@ class SQLiteStorage:
             options=json.loads(row[8]),
             conclusion=_loads(row[9]),
             last_snapshot=row[10],
+            policy_state=row[11],
         )
 
     def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
@@ -361,7 +369,7 @@ class SQLiteStorage:
             if db.execute("SELECT 1 FROM experiments WHERE id=?", (record.id,)).fetchone():
                 raise Conflict(f"experiment {record.id!r} already exists", code="already_exists")
             db.execute(
-                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
                 (
                     record.id,
                     record.name,
@@ -406,7 +414,7 @@ class SQLiteStorage:
             raise NotFound(f"experiment {experiment_id!r} not found")
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
-        allowed = {"name", "status", "policy", "options", "conclusion"}
+        allowed = {"name", "status", "policy", "options", "conclusion", "policy_state"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)}")
@@ -443,6 +451,7 @@ class SQLiteStorage:
                 " WHERE experiment_id=?",
                 (experiment_id,),
             )
+            db.execute("UPDATE experiments SET policy_state=NULL WHERE id=?", (experiment_id,))
             db.execute("DELETE FROM assignments WHERE experiment_id=?", (experiment_id,))
             db.execute(
                 "INSERT INTO events (ts, experiment_id, kind) VALUES (?, ?, 'reset')",
