@@ -11,31 +11,41 @@ from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
 from octobandit.storage import Event
 
+ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 6
+
 
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
-    """Replay the log: decisions, reward count, sum and sum of squares per arm,
-    since each experiment's last reset marker."""
-    out: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    """Replay the log: decisions, reward count, sum and sum of squares per arm, then the
+    six importance-weighted sums of rewards joined to their decision's propensity, since
+    each experiment's last reset marker."""
+    out: dict[tuple[str, str], list[float]] = defaultdict(lambda: list(ZERO))
+    propensity: dict[str, float] = {}
     for e in events:
         if e.kind == "reset":
             for key in [k for k in out if k[0] == e.experiment_id]:
-                out[key] = [0, 0.0, 0.0, 0.0]
+                out[key] = list(ZERO)
             continue
         if e.kind == "set_stats":  # an admin overwrite of one arm
             d = e.data
             out[(e.experiment_id, e.arm_id or "")] = [
                 d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
-            ]  # fmt: skip
+            ] + [0.0] * 6  # fmt: skip
             continue
         assert e.arm_id is not None
         row = out[(e.experiment_id, e.arm_id)]
         if e.kind == "decision":
             row[0] += 1
+            propensity[e.decision_id or ""] = e.propensity or 0.0
         else:
             assert e.reward is not None and e.count is not None
-            row[1] += e.count
-            row[2] += e.reward * e.count
-            row[3] += e.reward * e.reward * e.count
+            r, c = e.reward, e.count
+            row[1] += c
+            row[2] += r * c
+            row[3] += r * r * c
+            if e.decision_id is not None:
+                w = r / propensity[e.decision_id]
+                for i, term in enumerate((c, c * r, c * r * r, c * w, c * r * w, c * w * w)):
+                    row[4 + i] += term
     return out
 
 
@@ -82,4 +92,5 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
     for exp_id in ("bin", "cont"):
         for arm in engine.get_experiment(exp_id).arms:
             stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
+            stored += arm.ips or [0.0] * 6
             assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate

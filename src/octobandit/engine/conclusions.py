@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from octobandit.errors import InvalidInput
-from octobandit.policies import ArmStats
+from octobandit.policies import ArmStats, make_policy
 from octobandit.stats.conclusion import (
     PRIOR_KEYS,
     Conclusion,
@@ -190,14 +190,51 @@ def snapshot_data(record: ExperimentRecord) -> dict[str, Any]:
     return {"status": record.status, "arms": arms_view(record, summarize(record))}
 
 
+def _ips_gain(record: ExperimentRecord) -> tuple[float, float] | None:
+    """Inverse-propensity estimate of the gain over an equal split of the rewarded decisions.
+
+    For a rewarded decision ``t`` with reward ``r_t`` and logged propensity ``p_t``,
+    ``r_t / (K p_t)`` is an unbiased estimate of what an equal split over the ``K``
+    enabled arms would have earned on it, whatever the policy did before (the
+    allocation may be adaptive), provided every arm had a positive probability.
+    The gain is ``Σ d_t`` with ``d_t = r_t - r_t / (K p_t)``; its standard error
+    is ``sqrt(n · var(d))``. ``None`` when some rewards carry no propensity (per-arm
+    batch rewards, admin-set statistics) or the policy is deterministic.
+    """
+    rows = [a.ips for a in record.arms if a.ips]
+    k = sum(1 for a in record.arms if a.enabled and not a.deleted)
+    if not rows or k == 0 or make_policy(record.policy, record.reward_type).deterministic:
+        return None
+    n, r1, r2, w1, x, w2 = np.sum(np.array(rows, dtype=np.float64), axis=0).tolist()
+    if n < 2 or n < sum(a.rewards for a in record.arms):
+        return None
+    total = r1 - w1 / k
+    total_sq = r2 - 2.0 * x / k + w2 / (k * k)
+    var = max(total_sq - total * total / n, 0.0) / (n - 1)
+    return total, math.sqrt(n * var)
+
+
 def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
-    """Estimated reward gained over an equal split of the same traffic, with a 95% interval."""
+    """Estimated reward gained over an equal split of the same traffic, with a 95% interval.
+
+    ``method`` is ``"ips"`` (unbiased under adaptive allocation, see :func:`_ips_gain`)
+    when every reward was joined to its decision's propensity under a randomised
+    policy, else ``"model"``: the posterior plug-in estimate of
+    :func:`~octobandit.stats.conclusion.reward_gain_vs_equal_split`, which is biased
+    upwards when the allocation adapted (documented in docs/conclusions.md).
+    """
     stats, _ = arm_stats(record, with_prior=False)
     if not (stats.n > 0).any():
-        return {"estimate": None, "se": None, "ci95": None}
-    decisions = [a.decisions for a in record.arms]
-    estimate, se = reward_gain_vs_equal_split(
-        stats, decisions, reward_type=record.reward_type, prior=prior_of(record)
-    )
+        return {"estimate": None, "se": None, "ci95": None, "method": None}
+    ips = _ips_gain(record)
+    if ips is not None:
+        estimate, se = ips
+        method = "ips"
+    else:
+        decisions = [a.decisions for a in record.arms]
+        estimate, se = reward_gain_vs_equal_split(
+            stats, decisions, reward_type=record.reward_type, prior=prior_of(record)
+        )
+        method = "model"
     ci = [_num(estimate - 1.96 * se), _num(estimate + 1.96 * se)] if math.isfinite(se) else None
-    return {"estimate": _num(estimate), "se": _num(se), "ci95": ci}
+    return {"estimate": _num(estimate), "se": _num(se), "ci95": ci, "method": method}

@@ -93,6 +93,8 @@ class _Live:
     n: FloatArray
     s: FloatArray
     ss: FloatArray
+    #: importance-weighted reward sums, shape (6, K) (see ArmStatsRow.ips)
+    ips: FloatArray
     any_enabled: bool = True
     probs: FloatArray | None = None  # selection distribution in use
     probs_at: float = 0.0  # when it was computed (monotonic seconds)
@@ -129,6 +131,7 @@ class _Live:
             n=np.array([a.rewards for a in arms], dtype=np.float64),
             s=np.array([a.reward_sum for a in arms], dtype=np.float64),
             ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
+            ips=np.array([a.ips or [0.0] * 6 for a in arms], dtype=np.float64).T.reshape(6, -1),
         )
 
     prior: ArmStats | None = None
@@ -639,6 +642,7 @@ class Engine:
                                     float(live.n[j]),
                                     float(live.s[j]),
                                     float(live.ss[j]),
+                                    live.ips[:, j].tolist() if live.ips[0, j] else None,
                                 )
                                 for j in sorted(live.dirty)
                             ],
@@ -922,8 +926,17 @@ class Engine:
             live.s[j] += r * c
             live.ss[j] += r * r * c
             live.dirty.add(j)
+            ref = found.get(item.decision_id) if item.decision_id is not None else None
+            if ref is not None and ref.propensity > 0:
+                w = r / ref.propensity
+                ips = live.ips
+                ips[0, j] += c
+                ips[1, j] += c * r
+                ips[2, j] += c * r * r
+                ips[3, j] += c * w
+                ips[4, j] += c * r * w
+                ips[5, j] += c * w * w
             if live.state is not None:
-                ref = found.get(item.decision_id) if item.decision_id is not None else None
                 update_state(live, j, r, c, ref, ts)
             events.append(
                 RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id)

@@ -134,6 +134,9 @@ class Policy(ABC):
     stateful: ClassVar[bool] = False
     #: True for policies whose choice depends on a per-decision context vector.
     contextual: ClassVar[bool] = False
+    #: True when the choice is deterministic up to ties (propensity 1/|ties|): such
+    #: logs cannot be evaluated off-policy.
+    deterministic: ClassVar[bool] = False
 
     reward: str
 

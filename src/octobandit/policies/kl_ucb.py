@@ -124,6 +124,7 @@ class KLUCB(Policy):
     """
 
     type = "kl_ucb"
+    deterministic = True
 
     c: float = 0.0
     reward: str = "binary"

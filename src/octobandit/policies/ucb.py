@@ -38,6 +38,7 @@ class UCB1(Policy):
     """
 
     type = "ucb1"
+    deterministic = True
 
     c: float = float(np.sqrt(2.0))
     reward: str = "binary"

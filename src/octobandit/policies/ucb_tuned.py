@@ -48,6 +48,7 @@ class UCBTuned(Policy):
     """
 
     type = "ucb_tuned"
+    deterministic = True
 
     max_variance: float = 0.25
     reward: str = "binary"

@@ -52,6 +52,8 @@ class ArmRecord:
     reward_sq_sum: float = 0.0
     #: prior pseudo-observations ``{"rewards", "reward_sum", "reward_sq_sum"}`` (or None)
     prior: dict[str, float] | None = None
+    #: importance-weighted reward sums (see :class:`ArmStatsRow`), or None
+    ips: list[float] | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +116,9 @@ class ArmStatsRow:
     rewards: float
     reward_sum: float
     reward_sq_sum: float
+    #: importance-weighted sums of rewards joined to their decision's propensity p:
+    #: [Σc, Σc·r, Σc·r², Σc·r/p, Σc·r²/p, Σc·r²/p²] (see ``engine.conclusions.reward_gain``)
+    ips: list[float] | None = None
 
 
 @dataclass(slots=True)

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS arms (
     reward_sum REAL NOT NULL DEFAULT 0,
     reward_sq_sum REAL NOT NULL DEFAULT 0,
     prior TEXT,
+    ips TEXT,
     PRIMARY KEY (experiment_id, arm_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -101,7 +102,7 @@ CREATE TABLE IF NOT EXISTS assignments (
 
 _ARM_COLUMNS = (
     "arm_id, payload, enabled, deleted, position, created_at,"
-    " decisions, rewards, reward_sum, reward_sq_sum, prior"
+    " decisions, rewards, reward_sum, reward_sq_sum, prior, ips"
 )
 
 
@@ -128,6 +129,7 @@ def _arm(row: tuple[Any, ...]) -> ArmRecord:
         reward_sum=row[8],
         reward_sq_sum=row[9],
         prior=_loads(row[10]),
+        ips=_loads(row[11]),
     )
 
 
@@ -246,10 +248,18 @@ class SQLiteBatch:
 
     def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None:
         self._db.executemany(
-            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?"
+            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=?"
             " WHERE experiment_id=? AND arm_id=?",
             [
-                (r.decisions, r.rewards, r.reward_sum, r.reward_sq_sum, experiment_id, r.arm_id)
+                (
+                    r.decisions,
+                    r.rewards,
+                    r.reward_sum,
+                    r.reward_sq_sum,
+                    _dumps(r.ips),
+                    experiment_id,
+                    r.arm_id,
+                )
                 for r in rows
             ],
         )
@@ -388,7 +398,7 @@ class SQLiteStorage:
 
     def _insert_arm(self, db: sqlite3.Connection, experiment_id: str, arm: ArmRecord) -> None:
         db.execute(
-            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 experiment_id,
                 arm.arm_id,
@@ -402,6 +412,7 @@ class SQLiteStorage:
                 arm.reward_sum,
                 arm.reward_sq_sum,
                 _dumps(arm.prior),
+                _dumps(arm.ips),
             ),
         )
 
@@ -447,7 +458,7 @@ class SQLiteStorage:
         with self._write() as db:
             self._bump(db, experiment_id, ts)
             db.execute(
-                "UPDATE arms SET decisions=0, rewards=0, reward_sum=0, reward_sq_sum=0"
+                "UPDATE arms SET decisions=0, rewards=0, reward_sum=0, reward_sq_sum=0, ips=NULL"
                 " WHERE experiment_id=?",
                 (experiment_id,),
             )
@@ -498,7 +509,7 @@ class SQLiteStorage:
         with self._write() as db:
             self._bump(db, experiment_id, ts)
             cur = db.execute(
-                "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?"
+                "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=NULL"
                 " WHERE experiment_id=? AND arm_id=?",
                 (
                     row.decisions,
