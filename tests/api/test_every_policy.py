@@ -15,20 +15,22 @@ REWARD_TYPES = {"kl_ucb": ["binary"]}
     [(p, r) for p in sorted(POLICIES) for r in REWARD_TYPES.get(p, ["binary", "continuous"])],
 )
 def test_policy_through_the_api(client: TestClient, policy: str, reward: str) -> None:
-    r = client.post(
-        "/v1/experiments",
-        json={
-            "id": "p",
-            "policy": {"type": policy},
-            "reward": {"type": reward},
-            "arms": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
-        },
-    )
+    contextual = POLICIES[policy].contextual
+    body = {
+        "id": "p",
+        "policy": {"type": policy},
+        "reward": {"type": reward},
+        "arms": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
+    }
+    if contextual:
+        body["context"] = {"features": ["bias", "x"]}
+    r = client.post("/v1/experiments", json=body)
     assert r.status_code == 201, r.text
     assert r.json()["policy"]["type"] == policy
     pays = {"a": 0.2, "b": 0.8, "c": 0.4}
     for _ in range(30):
-        batch = client.post("/v1/experiments/p/decisions", json={"n": 10}).json()["decisions"]
+        ask = {"n": 10, "context": {"bias": 1.0, "x": 0.5}} if contextual else {"n": 10}
+        batch = client.post("/v1/experiments/p/decisions", json=ask).json()["decisions"]
         assert all(0 < d["propensity"] <= 1 for d in batch)
         rewards = [{"decision_id": d["decision_id"], "reward": pays[d["arm_id"]]} for d in batch]
         r = client.post("/v1/experiments/p/rewards", json={"rewards": rewards})
