@@ -32,3 +32,33 @@ def test_serve_help_names_every_option_and_its_environment_variable() -> None:
 def test_bad_synchronous_mode_is_a_usage_error() -> None:
     r = runner.invoke(app, ["serve", "--synchronous", "sometimes"])
     assert r.exit_code == 2
+
+
+def test_simulate_writes_csv_json_and_png(tmp_path: object) -> None:
+    import csv
+    import json
+    from pathlib import Path
+
+    prefix = Path(str(tmp_path)) / "sim"
+    r = runner.invoke(
+        app,
+        [
+            "simulate", "-p", "thompson", "-p", '{"type": "epsilon_greedy", "epsilon": 1.0}',
+            "--arms", "3", "--best", "0.7", "--gap", "0.3", "--horizon", "300",
+            "--replications", "40", "--out", str(prefix),
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(prefix.with_suffix(".csv").open()))
+    assert {row["policy"] for row in rows} == {"thompson", "epsilon_greedy"}
+    final = {p["label"]: p for p in json.loads(prefix.with_suffix(".json").read_text())}
+    # ε = 1 is uniform: its expected regret is exactly T · (2/3) · 0.3 = 60 at T = 300
+    uniform = final["epsilon_greedy"]["final_regret"]
+    assert abs(uniform["mean"] - 60.0) <= 5 * uniform["se"]
+    assert final["thompson"]["final_regret"]["mean"] < uniform["mean"]
+    assert prefix.with_suffix(".png").stat().st_size > 0
+
+
+def test_simulate_rejects_a_bad_policy() -> None:
+    r = runner.invoke(app, ["simulate", "-p", '{"type": "nope"}', "--horizon", "10"])
+    assert r.exit_code == 2 and "policy.type" in r.output
