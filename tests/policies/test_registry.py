@@ -20,7 +20,9 @@ def reward_types(kind: str) -> list[str]:
     return ["binary"] if kind == "kl_ucb" else ["binary", "continuous"]
 
 
-CASES = [(kind, reward) for kind in TYPES for reward in reward_types(kind)]
+#: contextual policies need a state and contexts: tested in test_linear.py and the engine
+PLAIN = [k for k in TYPES if not POLICIES[k].contextual]
+CASES = [(kind, reward) for kind in PLAIN for reward in reward_types(kind)]
 
 
 def test_the_new_families_are_registered() -> None:
@@ -57,7 +59,7 @@ def test_probabilities_are_a_distribution_over_enabled_arms(kind: str, reward: s
     assert probs.sum(axis=1) == pytest.approx(np.ones(64), abs=1e-9)
 
 
-@pytest.mark.parametrize("kind", [k for k in TYPES if POLICIES[k].exact_propensity])
+@pytest.mark.parametrize("kind", [k for k in PLAIN if POLICIES[k].exact_propensity])
 def test_reported_propensity_is_the_selection_rate(kind: str) -> None:
     """Drawing many times from one state: each arm's rate is within 5 binomial
     standard errors of the propensity reported with it."""
@@ -78,11 +80,13 @@ def test_the_engine_serves_every_registered_policy(kind: str) -> None:
     storage = SQLiteStorage(":memory:")
     try:
         engine = Engine(storage, seed=3)
-        engine.create_experiment(
-            {"id": "e", "policy": {"type": kind}, "arms": [{"id": "a"}, {"id": "b"}]}
-        )
-        for _ in range(20):
-            d = engine.decide("e")
+        contextual = POLICIES[kind].contextual
+        spec = {"id": "e", "policy": {"type": kind}, "arms": [{"id": "a"}, {"id": "b"}]}
+        if contextual:
+            spec["context"] = {"features": ["one", "z"]}
+        engine.create_experiment(spec)
+        for i in range(20):
+            d = engine.decide("e", context=[1.0, i / 20] if contextual else None)
             assert d["arm_id"] in {"a", "b"}
             reward = 1.0 if d["arm_id"] == "b" else 0.0
             engine.reward("e", [RewardItem(reward=reward, decision_id=d["decision_id"])])
