@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from octobandit.policies import make_policy
-from octobandit.policies.base import ArmStats, FloatArray, IntArray, Policy
+from octobandit.policies.base import (
+    ArmStats,
+    FloatArray,
+    IntArray,
+    Policy,
+    sample_categorical,
+)
 from octobandit.simulation.environments import Environment
 
 #: Two-sided normal quantile of the 95% bands.
@@ -228,6 +234,17 @@ def simulate(
     The policy and the environment draw from independent streams of
     ``SeedSequence(seed)``, so a seed fixes the whole run.
 
+    A stateful policy (``policy.stateful``) keeps its own state for the ``R``
+    replications: ``policy.init_state(R, K, dim)`` first; at every step the arms are
+    drawn with :func:`~octobandit.policies.base.sample_categorical` from
+    ``policy.state_probabilities(stats, enabled, state, contexts=..., time=t)`` and
+    the rewards are folded in with ``policy.update_state`` (propensities of the
+    chosen arms, counts 1, ``times`` the step index ``t``). A stateful policy may
+    also offer ``state_draw(stats, enabled, state, rng, *, contexts, time)``, a
+    faster draw from the same distribution (e.g. posterior sampling instead of
+    P(best) by quadrature); it is then used, and the propensities passed to
+    ``update_state`` are NaN.
+
     The regret is the pseudo-regret ``Σ_t max_a μ_a(t) - μ_{A_t}(t)`` (against
     the best arm for the context, in contextual environments). Records are taken
     every ``record_every`` steps (default: about 1,000 records) and at the
@@ -243,6 +260,10 @@ def simulate(
         raise ValueError(
             f"{type(env).__name__} has continuous rewards: "
             "build the policy with reward='continuous'"
+        )
+    if policy.contextual and env.context_dim == 0:
+        raise ValueError(
+            f"{policy.type} is a contextual policy: simulate it on a contextual environment"
         )
     every = max(1, math.ceil(horizon / 1000)) if record_every is None else int(record_every)
     if every < 1:
@@ -264,12 +285,32 @@ def simulate(
     last_mu: FloatArray | None = None
     gaps = optimal = np.zeros(k)
     record, since = 0, 0
+    stateful = policy.stateful
+    if stateful:
+        state = policy.init_state(r, k, env.context_dim)
+        state_draw = getattr(policy, "state_draw", None)
+        enabled = np.ones(k, dtype=bool)
+        rows = np.arange(r)
+        ones = np.ones(r)
+        unknown = np.full(r, np.nan)
 
     started = time.perf_counter()
     for t in range(horizon):
         ctx = env.contexts(t, r, env_rng)
         mu = env.expected_rewards(t, ctx)
-        arms = policy.choose(stats, policy_rng, propensities=False).arms
+        if stateful:
+            pctx = ctx if policy.contextual else None
+            if state_draw is not None:
+                arms = state_draw(stats, enabled, state, policy_rng, contexts=pctx, time=float(t))
+                props = unknown
+            else:
+                probs = policy.state_probabilities(
+                    stats, enabled, state, contexts=pctx, time=float(t)
+                )
+                arms = sample_categorical(probs, policy_rng)
+                props = probs[rows, arms]
+        else:
+            arms = policy.choose(stats, policy_rng, propensities=False).arms
         flat = offsets + arms
         if mu.ndim == 1:
             if mu is not last_mu:  # stationary environments return the same array
@@ -287,6 +328,16 @@ def simulate(
         n_flat[flat] += 1.0
         s_flat[flat] += rewards
         ss_flat[flat] += rewards * rewards
+        if stateful:
+            policy.update_state(
+                state,
+                arms,
+                rewards,
+                ones,
+                propensities=props,
+                contexts=pctx,
+                times=np.full(r, float(t)),
+            )
         since += 1
         if t + 1 == steps[record]:
             regret[record] = cum
