@@ -15,8 +15,12 @@ the others 0.4; Beta(1, 1) priors) with all replications vectorised:
   by hand: draw ``Beta(1 + s, 1 + n - s)`` for every arm, take the argmax, draw the
   rewards, update the counts, accumulate the regret.
 
-They alternate (``--repeats`` times each, in the same process), the best time of each
-is kept, and the ratio ``simulate / numpy loop`` is printed. Both mean regrets are
+* ``simulate_parallel``: the same with ``workers=--workers`` processes (default: the
+  number of CPUs), each running a share of the replications.
+
+They alternate (``--repeats`` times each, in the same run), the best time of each
+is kept, and the ratio ``simulate / numpy loop`` and the speed-up of the parallel
+run over the numpy loop are printed. Both mean regrets are
 printed too, as a check that the two loops do the same thing. Results:
 ``bench/results/simulation_speed.json``.
 """
@@ -70,32 +74,44 @@ def main() -> None:
     ap.add_argument("--arms", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="processes for simulate_parallel"
+    )
     args = ap.parse_args()
 
     env = Bernoulli.with_gap(args.arms, best=0.5, gap=0.1)
     means = np.asarray(env.means)
     policy = ThompsonSampling()
-    runs: dict[str, list[float]] = {"simulate": [], "numpy_loop": []}
-    regrets: dict[str, list[float]] = {"simulate": [], "numpy_loop": []}
-    ses: dict[str, list[float]] = {"simulate": [], "numpy_loop": []}
+    names = ("simulate", "simulate_parallel", "numpy_loop")
+    runs: dict[str, list[float]] = {k: [] for k in names}
+    regrets: dict[str, list[float]] = {k: [] for k in names}
+    ses: dict[str, list[float]] = {k: [] for k in names}
     for rep in range(args.repeats):
         seed = args.seed + rep
         res = simulate(policy, env, args.horizon, args.replications, seed=seed)
         runs["simulate"].append(res.elapsed_s)
         regrets["simulate"].append(res.final_regret["mean"])
         ses["simulate"].append(res.final_regret["se"])
+        par = simulate(
+            policy, env, args.horizon, args.replications, seed=seed, workers=args.workers
+        )
+        runs["simulate_parallel"].append(par.elapsed_s)
+        regrets["simulate_parallel"].append(par.final_regret["mean"])
+        ses["simulate_parallel"].append(par.final_regret["se"])
         secs, regret = numpy_thompson(means, args.horizon, args.replications, seed)
         runs["numpy_loop"].append(secs)
         regrets["numpy_loop"].append(float(regret.mean()))
         ses["numpy_loop"].append(float(regret.std(ddof=1) / math.sqrt(regret.size)))
         print(
             f"repeat {rep + 1}: simulate {res.elapsed_s:.2f} s "
-            f"(regret {regrets['simulate'][-1]:.1f}), numpy loop {secs:.2f} s "
+            f"(regret {regrets['simulate'][-1]:.1f}), {args.workers} workers "
+            f"{par.elapsed_s:.2f} s, numpy loop {secs:.2f} s "
             f"(regret {regrets['numpy_loop'][-1]:.1f})",
             flush=True,
         )
     best = {k: min(v) for k, v in runs.items()}
     ratio = best["simulate"] / best["numpy_loop"]
+    speedup = best["numpy_loop"] / best["simulate_parallel"]
     steps = args.horizon * args.replications
     print(
         f"\n{args.replications} replications × {args.horizon} steps × {args.arms} arms "
@@ -104,6 +120,7 @@ def main() -> None:
     for k in runs:
         print(f"  {k:<11} {best[k]:7.2f} s  {steps / best[k] / 1e6:6.2f} M replication-steps/s")
     print(f"  ratio simulate / numpy loop: {ratio:.2f}")
+    print(f"  speed-up of simulate with {args.workers} workers over the numpy loop: {speedup:.2f}x")
 
     report = {
         "benchmark": "simulation_speed",
@@ -119,6 +136,7 @@ def main() -> None:
         "best_seconds": best,
         "replication_steps_per_s": {k: steps / v for k, v in best.items()},
         "ratio_simulate_to_numpy_loop": ratio,
+        "speedup_parallel_over_numpy_loop": speedup,
         "mean_regret": regrets,
         "mean_regret_se": ses,
     }
