@@ -11,7 +11,7 @@ import pytest
 from octobandit.engine import Engine, RewardItem
 from octobandit.errors import InvalidInput
 from octobandit.stats.posterior import beta_prob_best
-from octobandit.storage import SQLiteStorage
+from octobandit.storage import Snapshot, SQLiteStorage
 
 
 class Clock:
@@ -258,3 +258,14 @@ def test_reward_gain_falls_back_to_the_model_without_propensities(eng: Engine) -
     feed(eng, (30, 100), (60, 100))  # batch rewards carry no propensity
     gain = eng.stats("ab")["reward_gain_vs_equal_split"]
     assert gain["method"] == "model"
+
+
+def test_two_workers_ticking_take_one_snapshot(eng: Engine, clock: Clock, tmp_path: Path) -> None:
+    make(eng, snapshot_interval=10)
+    other = SQLiteStorage(str(tmp_path / "c.db"))  # a second worker's connection
+    clock.t += 10
+    assert [r.id for r in other.due_for_snapshot(clock.t)] == ["ab"]  # it sees it due ...
+    assert eng.tick() == 1  # ... but this worker takes it first
+    assert other.add_snapshot(Snapshot("ab", clock.t, "interval", {"arms": []})) is False
+    assert len(eng.history("ab")["at"]) == 1
+    other.close()

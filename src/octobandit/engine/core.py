@@ -575,8 +575,10 @@ class Engine:
                     )
                     taken += 1
                     continue
-            self.storage.add_snapshot(Snapshot(record.id, now, "interval", snapshot_data(record)))
-            taken += 1
+            if self.storage.add_snapshot(
+                Snapshot(record.id, now, "interval", snapshot_data(record))
+            ):
+                taken += 1
         return taken
 
     # -------------------------------------------------------------- data plane

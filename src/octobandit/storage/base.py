@@ -180,7 +180,8 @@ class Storage(Protocol):
     def list_experiments(self) -> list[ExperimentRecord]: ...
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
-        """Change ``name``, ``status`` or ``policy``; bumps the version."""
+        """Change ``name``, ``status``, ``policy``, ``options``, ``conclusion`` or
+        ``policy_state``; bumps the version."""
 
     def delete_experiment(self, experiment_id: str) -> bool: ...
 
@@ -207,8 +208,12 @@ class Storage(Protocol):
     def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
         """Experiments whose snapshot interval has elapsed since their last snapshot."""
 
-    def add_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot and mark the experiment's last snapshot time."""
+    def add_snapshot(self, snapshot: Snapshot) -> bool:
+        """Store a snapshot and mark the experiment's last snapshot time.
+
+        An ``"interval"`` snapshot is stored only if it is still due (several
+        workers tick); returns whether it was stored.
+        """
 
     def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
         """The experiment's snapshots, oldest first (the most recent ``limit``)."""

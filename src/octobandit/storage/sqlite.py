@@ -560,8 +560,16 @@ class SQLiteStorage:
             ]
             return [rec for rec in map(self._load, ids) if rec is not None]
 
-    def add_snapshot(self, snapshot: Snapshot) -> None:
+    def add_snapshot(self, snapshot: Snapshot) -> bool:
         with self._write() as db:
+            if snapshot.reason == "interval":  # another worker may have taken it meanwhile
+                due = db.execute(
+                    "SELECT last_snapshot + coalesce(json_extract(options, '$.snapshot_interval'),"
+                    " 300) <= ? FROM experiments WHERE id=?",
+                    (snapshot.ts, snapshot.experiment_id),
+                ).fetchone()
+                if not due or not due[0]:
+                    return False
             db.execute(
                 "INSERT INTO snapshots (experiment_id, ts, reason, data) VALUES (?, ?, ?, ?)",
                 (snapshot.experiment_id, snapshot.ts, snapshot.reason, json.dumps(snapshot.data)),
@@ -570,6 +578,7 @@ class SQLiteStorage:
                 "UPDATE experiments SET last_snapshot=max(last_snapshot, ?) WHERE id=?",
                 (snapshot.ts, snapshot.experiment_id),
             )
+            return True
 
     def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
         with self._lock:
