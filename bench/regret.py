@@ -103,6 +103,9 @@ def main() -> None:
     ap.add_argument("--best", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
+    ap.add_argument(
+        "--out", type=Path, default=RESULTS, help="results file (default bench/results/regret.json)"
+    )
     args = ap.parse_args()
 
     report: dict[str, Any] = {
@@ -173,7 +176,12 @@ def main() -> None:
             steps = np.unique(np.geomspace(1, args.horizon, 400).round())
             figure = plot_results(
                 list(runs.values()),
-                IMAGES / f"regret_gap{gap:g}.png",
+                IMAGES
+                / (
+                    f"regret_gap{gap:g}.png"
+                    if args.horizon == 10_000
+                    else f"regret_gap{gap:g}_T{args.horizon}.png"
+                ),
                 title=(
                     f"{args.arms}-armed Bernoulli, best {args.best}, gap {gap:g}: "
                     f"mean regret, 95% bands (R = {args.replications})"
@@ -192,9 +200,10 @@ def main() -> None:
                 "figure": None if figure is None else str(figure.relative_to(ROOT)),
             }
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
-    print("\nresults:", RESULTS.relative_to(ROOT))
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print("\nresults:", out)
 
 
 if __name__ == "__main__":
