@@ -25,7 +25,11 @@ class BodyLimit:
             return
         for key, value in scope["headers"]:
             if key == b"content-length":
-                if not value.isdigit() or int(value) > self.limit:
+                if not value.isdigit():
+                    response = error_response(400, "bad_request", "invalid Content-Length")
+                    await response(scope, receive, send)
+                    return
+                if int(value) > self.limit:
                     response = error_response(
                         413, "too_large", f"request body exceeds {self.limit} bytes"
                     )
