@@ -37,7 +37,12 @@ from typing import Any
 import numpy as np
 
 from octobandit.policies import make_policy
-from octobandit.simulation import PiecewiseBernoulli, SimulationResult, simulate
+from octobandit.simulation import (
+    PiecewiseBernoulli,
+    SimulationResult,
+    print_progress,
+    simulate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "nonstationary.json"
@@ -55,23 +60,6 @@ POLICIES: dict[str, dict[str, Any]] = {
     "exp3(γ=0.1)": {"type": "exp3", "gamma": 0.1},
     "vdbe(α=0.1)": {"type": "vdbe", "alpha": 0.1},
 }
-
-
-def progress_printer(label: str) -> Any:
-    started = time.perf_counter()
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 5 or done == total:
-            last[0] = now
-            print(
-                f"  {label}: {done}/{total} steps, {now - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return report
 
 
 def first(flags: np.ndarray, steps: np.ndarray, change: int) -> int | None:
@@ -181,7 +169,7 @@ def main() -> None:
             args.replications,
             seed=args.seed + i,
             record_every=EVERY,
-            progress=progress_printer(label),
+            progress=print_progress(label),
             label=label,
         )
         rows[label] = summarise(res, args.change)

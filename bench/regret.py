@@ -41,6 +41,7 @@ from octobandit.simulation import (
     lai_robbins_bound,
     lai_robbins_constant,
     plot_results,
+    print_progress,
     simulate,
 )
 
@@ -55,23 +56,6 @@ POLICIES: dict[str, dict[str, Any]] = {
     "ucb1": {"type": "ucb1"},
     "epsilon_greedy(0.1)": {"type": "epsilon_greedy", "epsilon": 0.1},
 }
-
-
-def progress_printer(label: str) -> Any:
-    started = time.perf_counter()
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 5 or done == total:
-            last[0] = now
-            print(
-                f"  {label}: {done}/{total} steps, {now - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return report
 
 
 def confirmed_orderings(runs: dict[str, SimulationResult]) -> list[str]:
@@ -141,7 +125,7 @@ def main() -> None:
                 args.replications,
                 seed=args.seed + 100 * gi + pi,
                 record_every=max(1, args.horizon // 1000),
-                progress=progress_printer(label),
+                progress=print_progress(label),
                 label=label,
             )
         bound_t = float(lai_robbins_bound(means, args.horizon))

@@ -22,7 +22,7 @@ from octobandit.simulation.environments import (
     PiecewiseBernoulli,
 )
 from octobandit.simulation.plotting import plot_results
-from octobandit.simulation.runner import SimulationResult, simulate
+from octobandit.simulation.runner import SimulationResult, print_progress, simulate
 
 __all__ = [
     "Bernoulli",
@@ -35,5 +35,6 @@ __all__ = [
     "lai_robbins_bound",
     "lai_robbins_constant",
     "plot_results",
+    "print_progress",
     "simulate",
 ]

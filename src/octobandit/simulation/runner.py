@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +45,28 @@ from octobandit.simulation.environments import Environment
 Z95 = 1.959963984540054
 
 Progress = Callable[[int, int], None]
+
+
+def print_progress(label: str, every: float = 5.0) -> Progress:
+    """A ``progress`` callback that prints ``label: done/total steps`` to stderr every few seconds.
+
+    >>> report = print_progress("demo", every=0.0)
+    >>> report(10, 10)  # prints to stderr
+    """
+    started = time.perf_counter()
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every or done == total:
+            last[0] = now
+            print(
+                f"  {label}: {done}/{total} steps, {now - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
 
 
 @dataclass(frozen=True, eq=False)
