@@ -11,15 +11,15 @@ from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
 from octobandit.storage import Event
 
-ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 6
+ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 13
 
 
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
     """Replay the log: decisions, reward count, sum and sum of squares per arm, then the
-    six importance-weighted sums of rewards joined to their decision's propensity, since
-    each experiment's last reset marker."""
+    thirteen importance-weighted sums of rewards joined to their decision's propensity and
+    number of enabled arms (see ArmStatsRow.ips), since each experiment's last reset."""
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: list(ZERO))
-    propensity: dict[str, float] = {}
+    decided: dict[str, Event] = {}
     for e in events:
         if e.kind == "reset":
             for key in [k for k in out if k[0] == e.experiment_id]:
@@ -29,13 +29,13 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
             d = e.data
             out[(e.experiment_id, e.arm_id or "")] = [
                 d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
-            ] + [0.0] * 6  # fmt: skip
+            ] + [0.0] * 13  # fmt: skip
             continue
         assert e.arm_id is not None
         row = out[(e.experiment_id, e.arm_id)]
         if e.kind == "decision":
             row[0] += 1
-            propensity[e.decision_id or ""] = e.propensity or 0.0
+            decided[e.decision_id or ""] = e
         else:
             assert e.reward is not None and e.count is not None
             r, c = e.reward, e.count
@@ -43,9 +43,14 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
             row[2] += r * c
             row[3] += r * r * c
             if e.decision_id is not None:
-                w = r / propensity[e.decision_id]
+                d = decided[e.decision_id]
+                p, k = d.propensity or 0.0, d.data["k"]
+                if not d.data.get("policy", True) or (p >= 1.0 and k > 1):
+                    row[4 + 12] += c  # served without exploration
+                    continue
+                w = r / (k * p)
                 for i, term in enumerate((c, c * r, c * r * r, c * w, c * r * w, c * w * w)):
-                    row[4 + i] += term
+                    row[4 + 6 + i] += term
     return out
 
 
@@ -92,5 +97,5 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
     for exp_id in ("bin", "cont"):
         for arm in engine.get_experiment(exp_id).arms:
             stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
-            stored += arm.ips or [0.0] * 6
+            stored += arm.ips or [0.0] * 13
             assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from octobandit.stats.conclusion import (
     posterior_summary,
     reward_gain_vs_equal_split,
 )
-from octobandit.storage.base import ExperimentRecord
+from octobandit.storage.base import DecisionRef, ExperimentRecord
 
 AFTER_CONCLUSION = ("serve_winner", "keep_learning")
 DEFAULT_SNAPSHOT_INTERVAL = 300.0
@@ -190,28 +191,88 @@ def snapshot_data(record: ExperimentRecord) -> dict[str, Any]:
     return {"status": record.status, "arms": arms_view(record, summarize(record))}
 
 
-def _ips_gain(record: ExperimentRecord) -> tuple[float, float] | None:
+#: length of an arm's ``ips`` row (see :class:`~octobandit.storage.base.ArmStatsRow`)
+IPS_SUMS = 13
+#: where the six sums of decisions logged without their number of enabled arms start
+IPS_LEGACY = 0
+#: where the six sums of decisions logged with their number of enabled arms start
+IPS_ELIGIBLE = 6
+#: Σc of rewards joined to decisions served without exploration (left out of the estimate)
+IPS_EXCLUDED = 12
+
+EXCLUDED_REASON = (
+    "served without exploration (while paused: the best estimate; after a conclusion:"
+    " the winner; or with propensity 1): they say nothing of the other arms"
+)
+LEGACY_NOTE = (
+    "decisions logged before the number of enabled arms was recorded are compared"
+    " with an equal split over the arms enabled now"
+)
+
+
+def ips_row(row: list[float] | None) -> list[float]:
+    """An arm's ``ips`` sums in the current layout (older 6-number rows are legacy sums)."""
+    out = [0.0] * IPS_SUMS
+    if row:
+        out[: len(row)] = row
+    return out
+
+
+def ips_base(ref: DecisionRef) -> int | None:
+    """Where a rewarded decision's terms go in the ``ips`` sums (``None``: left out).
+
+    A decision enters the estimate when the exploring policy made it with a
+    propensity below 1 (or it had a single arm to choose from); decisions logged
+    before the number of enabled arms was recorded keep the old treatment.
+    """
+    if ref.eligible is None:
+        return IPS_LEGACY
+    if ref.policy and (ref.propensity < 1.0 or ref.eligible == 1):
+        return IPS_ELIGIBLE
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class IpsGain:
+    """The inverse-propensity gain estimate and what it covers."""
+
+    estimate: float
+    se: float
+    covered: int  # rewarded decisions in the estimate
+    excluded: int  # rewarded decisions served without exploration, left out
+    legacy: int  # covered decisions compared with today's enabled arms
+
+
+def _ips_gain(record: ExperimentRecord) -> IpsGain | None:
     """Inverse-propensity estimate of the gain over an equal split of the rewarded decisions.
 
-    For a rewarded decision ``t`` with reward ``r_t`` and logged propensity ``p_t``,
-    ``r_t / (K p_t)`` is an unbiased estimate of what an equal split over the ``K``
-    enabled arms would have earned on it, whatever the policy did before (the
-    allocation may be adaptive), provided every arm had a positive probability.
-    The gain is ``Σ d_t`` with ``d_t = r_t - r_t / (K p_t)``; its standard error
-    is ``sqrt(n · var(d))``. ``None`` when some rewards carry no propensity (per-arm
-    batch rewards, admin-set statistics) or the policy is deterministic.
+    For a rewarded decision ``t`` with reward ``r_t``, logged propensity ``p_t`` and
+    ``K_t`` arms enabled when it was made, ``r_t / (K_t p_t)`` is an unbiased estimate
+    of what an equal split over those arms would have earned on it, whatever the
+    policy did before (the allocation may be adaptive), provided every enabled arm
+    had a positive probability. The gain is ``Σ d_t`` with ``d_t = r_t - r_t / (K_t
+    p_t)``; its standard error is ``sqrt(n · var(d))``. Decisions served without
+    exploration are left out (counted in ``excluded``); decisions logged without
+    ``K_t`` use today's number of enabled arms. ``None`` when some rewards carry no
+    propensity (per-arm batch rewards, admin-set statistics), fewer than two
+    decisions are covered, or the policy is deterministic.
     """
-    rows = [a.ips for a in record.arms if a.ips]
+    rows = [ips_row(a.ips) for a in record.arms if a.ips]
     k = sum(1 for a in record.arms if a.enabled and not a.deleted)
-    if not rows or k == 0 or make_policy(record.policy, record.reward_type).deterministic:
+    if not rows or make_policy(record.policy, record.reward_type).deterministic:
         return None
-    n, r1, r2, w1, x, w2 = np.sum(np.array(rows, dtype=np.float64), axis=0).tolist()
-    if n < 2 or n < sum(a.rewards for a in record.arms):
+    sums = np.sum(np.array(rows, dtype=np.float64), axis=0).tolist()
+    n_l, r1_l, r2_l, w1_l, x_l, w2_l = sums[IPS_LEGACY : IPS_LEGACY + 6]
+    n_k, r1_k, r2_k, w1_k, x_k, w2_k = sums[IPS_ELIGIBLE : IPS_ELIGIBLE + 6]
+    excluded = sums[IPS_EXCLUDED]
+    n = n_l + n_k
+    if n < 2 or n + excluded < sum(a.rewards for a in record.arms) or (n_l and k == 0):
         return None
-    total = r1 - w1 / k
-    total_sq = r2 - 2.0 * x / k + w2 / (k * k)
+    kl = k or 1
+    total = (r1_l - w1_l / kl) + (r1_k - w1_k)
+    total_sq = (r2_l - 2.0 * x_l / kl + w2_l / (kl * kl)) + (r2_k - 2.0 * x_k + w2_k)
     var = max(total_sq - total * total / n, 0.0) / (n - 1)
-    return total, math.sqrt(n * var)
+    return IpsGain(total, math.sqrt(n * var), round(n), round(excluded), round(n_l))
 
 
 def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
@@ -222,19 +283,39 @@ def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
     policy, else ``"model"``: the posterior plug-in estimate of
     :func:`~octobandit.stats.conclusion.reward_gain_vs_equal_split`, which is biased
     upwards when the allocation adapted (documented in docs/conclusions.md).
+
+    ``decisions_covered`` counts the rewarded decisions the estimate is about;
+    ``decisions_excluded`` those left out, and ``excluded_reason`` why.
     """
+    view: dict[str, Any] = {
+        "estimate": None,
+        "se": None,
+        "ci95": None,
+        "method": None,
+        "decisions_covered": 0,
+        "decisions_excluded": 0,
+        "excluded_reason": None,
+        "note": None,
+    }
     stats, _ = arm_stats(record, with_prior=False)
     if not (stats.n > 0).any():
-        return {"estimate": None, "se": None, "ci95": None, "method": None}
+        return view
     ips = _ips_gain(record)
     if ips is not None:
-        estimate, se = ips
-        method = "ips"
+        estimate, se = ips.estimate, ips.se
+        view.update(
+            method="ips",
+            decisions_covered=ips.covered,
+            decisions_excluded=ips.excluded,
+            excluded_reason=EXCLUDED_REASON if ips.excluded else None,
+            note=f"{ips.legacy} {LEGACY_NOTE}" if ips.legacy else None,
+        )
     else:
         decisions = [a.decisions for a in record.arms]
         estimate, se = reward_gain_vs_equal_split(
             stats, decisions, reward_type=record.reward_type, prior=prior_of(record)
         )
-        method = "model"
+        view.update(method="model", decisions_covered=sum(decisions))
     ci = [_num(estimate - 1.96 * se), _num(estimate + 1.96 * se)] if math.isfinite(se) else None
-    return {"estimate": _num(estimate), "se": _num(se), "ci95": ci, "method": method}
+    view.update(estimate=_num(estimate), se=_num(se), ci95=ci)
+    return view

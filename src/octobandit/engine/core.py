@@ -35,8 +35,12 @@ from typing import Any
 import numpy as np
 
 from octobandit.engine.conclusions import (
+    IPS_EXCLUDED,
+    IPS_SUMS,
     assess,
     conclusion_view,
+    ips_base,
+    ips_row,
     parse_options,
     reward_gain,
     snapshot_data,
@@ -93,7 +97,7 @@ class _Live:
     n: FloatArray
     s: FloatArray
     ss: FloatArray
-    #: importance-weighted reward sums, shape (6, K) (see ArmStatsRow.ips)
+    #: importance-weighted reward sums, shape (IPS_SUMS, K) (see ArmStatsRow.ips)
     ips: FloatArray
     any_enabled: bool = True
     probs: FloatArray | None = None  # selection distribution in use
@@ -131,7 +135,7 @@ class _Live:
             n=np.array([a.rewards for a in arms], dtype=np.float64),
             s=np.array([a.reward_sum for a in arms], dtype=np.float64),
             ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
-            ips=np.array([a.ips or [0.0] * 6 for a in arms], dtype=np.float64).T.reshape(6, -1),
+            ips=np.array([ips_row(a.ips) for a in arms], dtype=np.float64).T.reshape(IPS_SUMS, -1),
         )
 
     prior: ArmStats | None = None
@@ -644,7 +648,7 @@ class Engine:
                                     float(live.n[j]),
                                     float(live.s[j]),
                                     float(live.ss[j]),
-                                    live.ips[:, j].tolist() if live.ips[0, j] else None,
+                                    live.ips[:, j].tolist() if live.ips[:, j].any() else None,
                                 )
                                 for j in sorted(live.dirty)
                             ],
@@ -729,10 +733,12 @@ class Engine:
         fresh = sum((op.n or 1) for op in ops if op.unit_id not in sticky)
         arms: list[int] = []
         props: list[float] = []
+        explored = True  # fresh decisions drawn by the policy (not paused-greedy or a winner)
+        eligible = int(live.enabled.sum())
         if fresh:
             winner = self._serving_winner(live)
             if winner is not None:
-                arms, props = [winner] * fresh, [1.0] * fresh
+                arms, props, explored = [winner] * fresh, [1.0] * fresh, False
             elif live.record.status != "paused" and live.policy.contextual:
                 assert live.state is not None
                 contexts = np.array(
@@ -769,7 +775,7 @@ class Engine:
                 props = choice.propensities.tolist()
             else:  # paused: serve the best estimate, no exploration
                 best = live.policy.greedy(live.stats, live.enabled)
-                arms, props = [best] * fresh, [1.0] * fresh
+                arms, props, explored = [best] * fresh, [1.0] * fresh, False
         events: list[DecisionEvent] = []
         new_units: list[tuple[str, str, float]] = []
         k = 0
@@ -779,8 +785,11 @@ class Engine:
                 if op.unit_id is not None and op.unit_id in sticky:
                     arm_id, p = sticky[op.unit_id]
                     j = live.index[arm_id]
+                    # a re-serve repeats its first draw; its assignment keeps no flag, but a
+                    # draw with propensity 1 among several arms carried no exploration
+                    policy = p < 1.0 or eligible == 1
                 else:
-                    j, p = arms[k], props[k]
+                    j, p, policy = arms[k], props[k], explored
                     k += 1
                     arm_id = live.arm_ids[j]
                     if op.unit_id is not None:
@@ -788,7 +797,17 @@ class Engine:
                         new_units.append((op.unit_id, arm_id, p))
                 decision_id = self._decision_id(ts)
                 events.append(
-                    DecisionEvent(ts, experiment_id, decision_id, arm_id, p, op.unit_id, op.context)
+                    DecisionEvent(
+                        ts,
+                        experiment_id,
+                        decision_id,
+                        arm_id,
+                        p,
+                        op.unit_id,
+                        op.context,
+                        eligible=eligible,
+                        policy=policy,
+                    )
                 )
                 live.decisions[j] += 1
                 live.dirty.add(j)
@@ -930,14 +949,17 @@ class Engine:
             live.dirty.add(j)
             ref = found.get(item.decision_id) if item.decision_id is not None else None
             if ref is not None and ref.propensity > 0:
-                w = r / ref.propensity
-                ips = live.ips
-                ips[0, j] += c
-                ips[1, j] += c * r
-                ips[2, j] += c * r * r
-                ips[3, j] += c * w
-                ips[4, j] += c * r * w
-                ips[5, j] += c * w * w
+                ips, base = live.ips, ips_base(ref)
+                if base is None:  # served without exploration: counted, left out
+                    ips[IPS_EXCLUDED, j] += c
+                else:
+                    w = r / (ref.propensity * (ref.eligible or 1))
+                    ips[base, j] += c
+                    ips[base + 1, j] += c * r
+                    ips[base + 2, j] += c * r * r
+                    ips[base + 3, j] += c * w
+                    ips[base + 4, j] += c * r * w
+                    ips[base + 5, j] += c * w * w
             if live.state is not None:
                 update_state(live, j, r, c, ref, ts)
             events.append(

@@ -36,6 +36,11 @@ class DecisionRef(NamedTuple):
     rewarded: bool
     propensity: float
     context: Any  # as stored (JSON text); decode with ``decode_json`` when needed
+    #: enabled arms when the decision was made (``None``: logged before this was recorded)
+    eligible: int | None = None
+    #: False when the decision was served without exploration (paused: the best
+    #: estimate; concluded: the winner), which the gain estimate leaves out
+    policy: bool = True
 
 
 @dataclass(slots=True)
@@ -95,6 +100,10 @@ class DecisionEvent:
     propensity: float
     unit_id: str | None = None
     context: Any = None
+    #: number of enabled arms when the decision was made (logged in the event's ``data``)
+    eligible: int | None = None
+    #: made by the exploring policy (False: paused-greedy or a concluded winner served)
+    policy: bool = True
 
 
 @dataclass(slots=True)
@@ -116,8 +125,11 @@ class ArmStatsRow:
     rewards: float
     reward_sum: float
     reward_sq_sum: float
-    #: importance-weighted sums of rewards joined to their decision's propensity p:
-    #: [Σc, Σc·r, Σc·r², Σc·r/p, Σc·r²/p, Σc·r²/p²] (see ``engine.conclusions.reward_gain``)
+    #: importance-weighted sums of rewards joined to their decision (propensity p, K
+    #: enabled arms then), 13 numbers: [Σc, Σc·r, Σc·r², Σc·v, Σc·r·v, Σc·v²] with
+    #: v = r/p for decisions logged without K (older databases; 6-number rows are
+    #: these), the same six with v = r/(K·p) for decisions logged with K, then Σc of
+    #: rewards of decisions served without exploration (see ``engine.conclusions``)
     ips: list[float] | None = None
 
 

@@ -13,6 +13,7 @@ notices the others' commits through ``PRAGMA data_version``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
@@ -116,6 +117,25 @@ def _dumps(value: Any) -> bytes | None:
 _loads = decode_json
 
 
+@functools.cache
+def _decision_data(eligible: int | None, policy: bool) -> bytes | None:
+    """A decision event's ``data``: ``{"k": K}`` (enabled arms), ``"policy": false``
+    when served without exploration (few distinct values: encoded once each)."""
+    if eligible is None:
+        return None
+    return _encode({"k": eligible} if policy else {"k": eligible, "policy": False})
+
+
+@functools.lru_cache(maxsize=1024)
+def _decision_meta(data: bytes | str | None) -> tuple[int | None, bool]:
+    """``(K, policy)`` of a decision event's ``data`` (``(None, True)`` for a decision
+    logged before these were recorded)."""
+    value = _loads(data)
+    if not isinstance(value, dict) or not isinstance(value.get("k"), int):
+        return None, True
+    return value["k"], value.get("policy", True) is not False
+
+
 def _arm(row: tuple[Any, ...]) -> ArmRecord:
     return ArmRecord(
         arm_id=row[0],
@@ -196,7 +216,7 @@ class SQLiteBatch:
     def append_decisions(self, events: Sequence[DecisionEvent]) -> None:
         self._db.executemany(
             "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, propensity,"
-            " unit_id, context) VALUES (?, ?, 'decision', ?, ?, ?, ?, ?)",
+            " unit_id, context, data) VALUES (?, ?, 'decision', ?, ?, ?, ?, ?, ?)",
             [
                 (
                     e.ts,
@@ -206,6 +226,7 @@ class SQLiteBatch:
                     e.propensity,
                     e.unit_id,
                     _dumps(e.context),
+                    _decision_data(e.eligible, e.policy),
                 )
                 for e in events
             ],
@@ -221,15 +242,18 @@ class SQLiteBatch:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT decision_id, kind, arm_id, experiment_id, propensity, context"
+                f"SELECT decision_id, kind, arm_id, experiment_id, propensity, context, data"
                 f" FROM events WHERE decision_id IN ({marks})",
                 chunk,
             )
-            for decision_id, kind, arm_id, exp, propensity, context in rows:
+            for decision_id, kind, arm_id, exp, propensity, context, data in rows:
                 if exp != experiment_id:
                     continue
                 if kind == "decision":
-                    found[decision_id] = DecisionRef(arm_id, False, propensity, context)
+                    eligible, policy = _decision_meta(data)
+                    found[decision_id] = DecisionRef(
+                        arm_id, False, propensity, context, eligible, policy
+                    )
                 else:
                     rewarded.add(decision_id)
         for d in rewarded & found.keys():
