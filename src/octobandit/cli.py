@@ -120,7 +120,9 @@ def simulate(
         "--policy",
         "-p",
         help='A policy type or its JSON spec, e.g. \'{"type": "epsilon_greedy", '
-        '"epsilon": 0.1}\'. Repeat to compare policies.',
+        '"epsilon": 0.1}\'. Repeat to compare policies. Each is labelled by its type and '
+        'the parameters given, e.g. epsilon_greedy(epsilon=0.1), or by a "label" in the '
+        "spec; a repeated label gets #2, #3.",
     ),
     env: str = typer.Option("bernoulli", help=f"Environment: {', '.join(ENVIRONMENTS)}."),
     means: str | None = typer.Option(
@@ -139,18 +141,26 @@ def simulate(
     replications: int = typer.Option(200, min=1, help="Independent replications."),
     seed: int = typer.Option(0, help="Random seed (fixes the whole run)."),
     out: str = typer.Option(
-        "simulation", help="Output prefix: writes PREFIX.csv, PREFIX.json and PREFIX.png."
+        "simulation",
+        help="Output name: writes OUT.csv, OUT.json and OUT.png, appending the extension to "
+        "the whole name (out/run0.1 gives out/run0.1.csv; a trailing .csv, .json or .png is "
+        "dropped first). Refuses to overwrite existing files unless --force.",
     ),
-    plot: bool = typer.Option(True, help="Write the PNG plot (needs matplotlib)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    plot: bool = typer.Option(
+        True, help="Write the PNG plot (needs matplotlib: pip install 'octobandit[plot]')."
+    ),
 ) -> None:
     """Simulate policies on a synthetic environment: regret and best-arm share with 95% bands."""
+    import csv
+    import io
     import json
     from pathlib import Path
 
     from rich.progress import Progress
 
     from octobandit.errors import OctobanditError
-    from octobandit.simulation import plot_results
+    from octobandit.simulation import plot_results, policy_labels
     from octobandit.simulation import simulate as run
 
     if env not in ENVIRONMENTS:
@@ -165,43 +175,63 @@ def simulate(
             spec = json.loads(text) if text.lstrip().startswith("{") else {"type": text}
         except json.JSONDecodeError as exc:
             raise typer.BadParameter(f"{text!r}: {exc}", param_hint="--policy") from None
+        if not isinstance(spec, dict):
+            raise typer.BadParameter(f"{text!r}: not a JSON object", param_hint="--policy")
         specs.append(spec)
+    labels = policy_labels(specs)
+    stem = out[: -len(ext)] if (ext := Path(out).suffix) in (".csv", ".json", ".png") else out
+    paths = {kind: Path(f"{stem}.{kind}") for kind in ("csv", "json", "png")}
+    if not plot:
+        del paths["png"]
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not force:
+        typer.echo(
+            f"error: {', '.join(existing)} already exist: refusing to overwrite "
+            "(pass --force, or another --out)",
+            err=True,
+        )
+        raise typer.Exit(1)
     results = []
     with Progress(transient=True) as bar:
-        for spec in specs:
-            task = bar.add_task(spec.get("type", "?"), total=horizon)
+        for spec, label in zip(specs, labels, strict=True):
+            spec = {k: v for k, v in spec.items() if k != "label"}
+            task = bar.add_task(label, total=horizon)
 
             def advance(done: int, total: int, task: Any = task) -> None:
                 bar.update(task, completed=done)
 
             try:
-                result = run(spec, environment, horizon, replications, seed, progress=advance)
+                result = run(
+                    spec, environment, horizon, replications, seed, progress=advance, label=label
+                )
             except (OctobanditError, ValueError) as exc:
                 raise typer.BadParameter(str(exc), param_hint="--policy") from None
             results.append(result)
-    prefix = Path(out)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    rows: list[str] = []
-    for r in results:  # one table, a policy column in front
-        header, *lines = r.to_csv().splitlines()
-        rows += [] if rows else [f"policy,{header}"]
-        rows += [f"{r.label},{line}" for line in lines]
-    prefix.with_suffix(".csv").write_text("\n".join(rows) + "\n")
-    prefix.with_suffix(".json").write_text(
-        json.dumps([json.loads(r.to_json()) for r in results], indent=1)
-    )
+    paths["csv"].parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    table = csv.writer(buf, lineterminator="\n")
+    for r in results:  # one table, a policy column in front (labels quoted when needed)
+        header, *lines = csv.reader(io.StringIO(r.to_csv()))
+        if buf.tell() == 0:
+            table.writerow(["policy", *header])
+        table.writerows([r.label, *line] for line in lines)
+    paths["csv"].write_text(buf.getvalue())
+    paths["json"].write_text(json.dumps([json.loads(r.to_json()) for r in results], indent=1))
+    written = [paths["csv"], paths["json"]]
+    width = max(24, *(len(r.label) for r in results))
     for r in results:
         final = r.final_regret
         typer.echo(
-            f"{r.label:<24} regret at T={horizon}: {final['mean']:.1f} "
+            f"{r.label:<{width}} regret at T={horizon}: {final['mean']:.1f} "
             f"± {1.96 * final['se']:.1f} (95%), best-arm share {r.best_arm_share[-1]:.3f}"
         )
     if plot:
         try:
-            plot_results(results, prefix.with_suffix(".png"))
+            plot_results(results, paths["png"])
+            written.append(paths["png"])
         except ImportError as exc:
-            typer.echo(f"no plot: {exc}", err=True)
-    typer.echo(f"wrote {prefix}.csv, {prefix}.json" + (f", {prefix}.png" if plot else ""))
+            typer.echo(f"skipped the PNG plot: {exc}", err=True)
+    typer.echo("wrote " + ", ".join(map(str, written)))
 
 
 def main() -> None:

@@ -50,10 +50,10 @@ def test_simulate_writes_csv_json_and_png(tmp_path: object) -> None:
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(prefix.with_suffix(".csv").open()))
-    assert {row["policy"] for row in rows} == {"thompson", "epsilon_greedy"}
+    assert {row["policy"] for row in rows} == {"thompson", "epsilon_greedy(epsilon=1.0)"}
     final = {p["label"]: p for p in json.loads(prefix.with_suffix(".json").read_text())}
     # ε = 1 is uniform: its expected regret is exactly T · (2/3) · 0.3 = 60 at T = 300
-    uniform = final["epsilon_greedy"]["final_regret"]
+    uniform = final["epsilon_greedy(epsilon=1.0)"]["final_regret"]
     assert abs(uniform["mean"] - 60.0) <= 5 * uniform["se"]
     assert final["thompson"]["final_regret"]["mean"] < uniform["mean"]
     assert prefix.with_suffix(".png").stat().st_size > 0

@@ -70,7 +70,8 @@ class Scenario:
             items = []
             for d in out:
                 mu = MEANS[d["arm_id"]]
-                items.append(RewardItem(float(self.rng.random() < mu), decision_id=d["decision_id"]))
+                r = float(self.rng.random() < mu)
+                items.append(RewardItem(r, decision_id=d["decision_id"]))
                 self.old_truth += mu - split
                 if exploring:
                     assert d["propensity"] < 1
@@ -201,7 +202,7 @@ def reward_all(eng: Engine, decisions: list[dict[str, object]], value: float = 1
 def test_serving_a_concluded_winner_is_excluded(eng: Engine) -> None:
     reward_all(eng, eng.decide("g", n=20)["decisions"])
     eng.storage.conclude("g", {"winner": "b", "after_conclusion": "serve_winner"}, 0.0)
-    eng._live.clear()  # noqa: SLF001 - the conclusion came through storage
+    eng.update_experiment("g", {"name": "concluded"})  # the engine reloads the experiment
     served = eng.decide("g", n=7)["decisions"]
     assert {d["arm_id"] for d in served} == {"b"}
     reward_all(eng, served)
@@ -264,8 +265,7 @@ def test_an_older_database_falls_back_to_todays_arms_and_says_so(tmp_path: Path)
                 "UPDATE arms SET ips = ? WHERE arm_id = ?",
                 (str((a.ips or [0.0] * 6)[:6]).replace("(", "[").replace(")", "]"), a.arm_id),
             )
-    eng._live.clear()  # noqa: SLF001 - changed behind the engine's back
-    eng.update_arm("g", "c", {"enabled": False})  # today's K = 2
+    eng.update_arm("g", "c", {"enabled": False})  # today's K = 2 (and the engine reloads)
     new = eng.decide("g", n=10)["decisions"]
     eng.reward("g", [RewardItem(1.0, decision_id=d["decision_id"]) for d in new])
     gain = eng.stats("g")["reward_gain_vs_equal_split"]

@@ -21,6 +21,7 @@ from octobandit.simulation.environments import (
     LogisticContextual,
     PiecewiseBernoulli,
 )
+from octobandit.simulation.labels import policy_label, policy_labels
 from octobandit.simulation.plotting import plot_results
 from octobandit.simulation.runner import SimulationResult, print_progress, simulate
 
@@ -35,6 +36,8 @@ __all__ = [
     "lai_robbins_bound",
     "lai_robbins_constant",
     "plot_results",
+    "policy_label",
+    "policy_labels",
     "print_progress",
     "simulate",
 ]
