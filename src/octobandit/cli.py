@@ -179,6 +179,8 @@ def simulate(
             raise typer.BadParameter(f"{text!r}: not a JSON object", param_hint="--policy")
         specs.append(spec)
     labels = policy_labels(specs)
+    if out.endswith(("/", "\\")) or Path(out).is_dir():
+        raise typer.BadParameter(f"{out!r} is a directory: name the files", param_hint="--out")
     stem = out[: -len(ext)] if (ext := Path(out).suffix) in (".csv", ".json", ".png") else out
     paths = {kind: Path(f"{stem}.{kind}") for kind in ("csv", "json", "png")}
     if not plot:

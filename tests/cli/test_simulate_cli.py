@@ -21,7 +21,7 @@ QUICK = ["--arms", "3", "--best", "0.7", "--gap", "0.3", "--horizon", "50", "--r
 
 
 def simulate(*args: str) -> Any:
-    return runner.invoke(app, ["simulate", *QUICK, *args])
+    return runner.invoke(app, ["simulate", *QUICK, *args], env={"COLUMNS": "1000"})
 
 
 def test_the_given_name_is_kept_whole(tmp_path: Path) -> None:
@@ -35,6 +35,12 @@ def test_the_given_name_is_kept_whole(tmp_path: Path) -> None:
     r = simulate("--out", str(tmp_path / "b.csv"), "--no-plot")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "b.csv").is_file() and (tmp_path / "b.json").is_file()
+
+
+def test_a_directory_is_not_a_name(tmp_path: Path) -> None:
+    r = simulate("--out", str(tmp_path), "--no-plot")
+    assert r.exit_code == 2 and "is a directory" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_outputs_are_never_silently_overwritten(tmp_path: Path) -> None:
