@@ -11,13 +11,14 @@ from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
 from octobandit.storage import Event
 
-ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 6
+ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 6 + [0.0]
 
 
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
-    """Replay the log: decisions, reward count, sum and sum of squares per arm, then the
-    six importance-weighted sums of rewards joined to their decision's propensity, since
-    each experiment's last reset marker."""
+    """Replay the log: decisions, reward count, sum and sum of squares about the arm's shift
+    per arm, then the six importance-weighted sums of rewards joined to their decision's
+    propensity, then the shift (the arm's first reward since its statistics were last
+    empty), since each experiment's last reset marker."""
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: list(ZERO))
     propensity: dict[str, float] = {}
     for e in events:
@@ -29,7 +30,7 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
             d = e.data
             out[(e.experiment_id, e.arm_id or "")] = [
                 d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
-            ] + [0.0] * 6  # fmt: skip
+            ] + [0.0] * 6 + [d.get("shift", 0.0)]  # fmt: skip
             continue
         assert e.arm_id is not None
         row = out[(e.experiment_id, e.arm_id)]
@@ -39,9 +40,12 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
         else:
             assert e.reward is not None and e.count is not None
             r, c = e.reward, e.count
+            if row[1] == 0:
+                row[10] = r  # the shift: fixed at the first reward
+            d = r - row[10]
             row[1] += c
             row[2] += r * c
-            row[3] += r * r * c
+            row[3] += d * d * c
             if e.decision_id is not None:
                 w = r / propensity[e.decision_id]
                 for i, term in enumerate((c, c * r, c * r * r, c * w, c * r * w, c * w * w)):
@@ -92,5 +96,5 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
     for exp_id in ("bin", "cont"):
         for arm in engine.get_experiment(exp_id).arms:
             stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
-            stored += arm.ips or [0.0] * 6
+            stored += (arm.ips or [0.0] * 6) + [arm.shift]
             assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate

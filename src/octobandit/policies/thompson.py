@@ -28,7 +28,9 @@ class ThompsonSampling(Policy):
       ``Beta(alpha + s, beta + n - s)``.
     * ``reward="continuous"``: Normal with unknown mean and variance under a
       Normal-Inverse-Gamma prior ``NIG(mu0, kappa0, a0, b0)``; the marginal
-      posterior of the mean is a Student-t with ``2·a_n`` degrees of freedom.
+      posterior of the mean is a Student-t with ``2·a_n`` degrees of freedom. By default
+      ``mu0`` and ``b0`` (the parameters with the rewards' unit) are empirical (see
+      :meth:`nig_prior`): the choice does not depend on the unit of the rewards.
 
     With a batch of problems (2-D statistics, e.g. simulations) each arm's mean
     is drawn from its posterior and the largest draw wins. For many draws from
@@ -53,17 +55,21 @@ class ThompsonSampling(Policy):
 
     alpha: float = 1.0
     beta: float = 1.0
-    mu0: float = 0.0
+    mu0: float | None = None
     kappa0: float = 0.01
     a0: float = 1.0
-    b0: float = 1.0
+    b0: float | None = None
     reward: str = "binary"
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "kappa0", "a0", "b0"):
+        for name in ("alpha", "beta", "kappa0", "a0"):
             value = check_number(getattr(self, name), f"policy.{name}", low=0.0, low_open=True)
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "mu0", check_number(self.mu0, "policy.mu0"))
+        if self.b0 is not None:
+            b0 = check_number(self.b0, "policy.b0", low=0.0, low_open=True)
+            object.__setattr__(self, "b0", b0)
+        if self.mu0 is not None:
+            object.__setattr__(self, "mu0", check_number(self.mu0, "policy.mu0"))
 
     # -- posteriors ---------------------------------------------------------
     def beta_posterior(self, stats: ArmStats) -> tuple[FloatArray, FloatArray]:
@@ -71,13 +77,61 @@ class ThompsonSampling(Policy):
         b = self.beta + np.maximum(stats.n - stats.s, 0.0)
         return a, b
 
+    def nig_prior(self, stats: ArmStats) -> tuple[FloatArray, FloatArray]:
+        """``(mu0, b0)`` per row of ``stats`` (shape ``(..., 1)``): as given, or empirical.
+
+        A parameter left unset (``None``, the default) is estimated from the rewards of
+        every arm of the row, so that the default prior is invariant under an affine change
+        of the rewards' unit, ``x -> a·x + b`` (``a > 0``):
+
+        * ``mu0`` = the pooled mean of all rewards (0 before any reward);
+        * ``b0`` = ``a0 · v`` with ``v`` the pooled within-arm variance
+          ``Σ m2_i / Σ max(n_i - 1, 0)``; when no arm has two rewards, the variance of all
+          rewards about the pooled mean; when every reward seen is equal (or fewer than
+          two), 1. That last fallback does not depend on the data, but then every arm's
+          posterior has the same centre and the common scale cancels out of P(best).
+
+        ``kappa0`` and ``a0`` are pseudo-counts (no unit): they stay as given.
+        """
+        shape = (*stats.n.shape[:-1], 1)
+        n_all = stats.n.sum(axis=-1, keepdims=True)
+        seen = n_all > 0
+        if self.mu0 is not None:
+            mu0 = np.full(shape, self.mu0)
+        else:
+            mu0 = np.where(seen, stats.s.sum(axis=-1, keepdims=True) / np.where(seen, n_all, 1), 0)
+        if self.b0 is not None:
+            return mu0, np.full(shape, self.b0)
+        m2 = stats.m2
+        within_df = np.maximum(stats.n - 1.0, 0.0).sum(axis=-1, keepdims=True)
+        within = m2.sum(axis=-1, keepdims=True)
+        grand = np.where(seen, stats.s.sum(axis=-1, keepdims=True) / np.where(seen, n_all, 1), 0)
+        n1 = np.where(stats.n > 0, stats.n, 1.0)
+        between = (stats.n * (stats.s / n1 - grand) ** 2).sum(axis=-1, keepdims=True)
+        total_df = n_all - 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(
+                within_df > 0,
+                within / within_df,
+                np.where(total_df > 0, (within + between) / total_df, 0.0),
+            )
+        v = np.where(np.isfinite(v) & (v > 0), v, 1.0)
+        return mu0, self.a0 * v
+
     def t_posterior(self, stats: ArmStats) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(loc, scale, df) of the Student-t marginal posterior of each arm's mean."""
-        kappa = self.kappa0 + stats.n
-        mu = (self.kappa0 * self.mu0 + stats.s) / kappa
-        a = self.a0 + stats.n / 2.0
-        spread = stats.ss + self.kappa0 * self.mu0**2 - kappa * mu**2
-        b = self.b0 + 0.5 * np.maximum(spread, 0.0)
+        """(loc, scale, df) of the Student-t marginal posterior of each arm's mean.
+
+        Normal–Inverse-Gamma update in a numerically stable form: with ``x̄`` the arm's mean
+        and ``m2`` its centred sum of squares (:attr:`ArmStats.m2`),
+        ``b = b0 + m2 / 2 + kappa0 · n · (x̄ - mu0)² / (2 · (kappa0 + n))``.
+        """
+        mu0, b0 = self.nig_prior(stats)
+        n = stats.n
+        kappa = self.kappa0 + n
+        xbar = np.where(n > 0, stats.s / np.where(n > 0, n, 1.0), mu0)
+        mu = mu0 + (n / kappa) * (xbar - mu0)
+        a = self.a0 + n / 2.0
+        b = b0 + 0.5 * stats.m2 + 0.5 * (self.kappa0 * n / kappa) * (xbar - mu0) ** 2
         return mu, np.sqrt(b / (a * kappa)), 2.0 * a
 
     def point_estimates(self, stats: ArmStats) -> FloatArray:

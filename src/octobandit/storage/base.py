@@ -54,6 +54,8 @@ class ArmRecord:
     prior: dict[str, float] | None = None
     #: importance-weighted reward sums (see :class:`ArmStatsRow`), or None
     ips: list[float] | None = None
+    #: the shift ``c`` of ``reward_sq_sum`` = Σ (reward - c)² (0: plain squares, old rows)
+    shift: float = 0.0
 
 
 @dataclass(slots=True)
@@ -115,10 +117,13 @@ class ArmStatsRow:
     decisions: int
     rewards: float
     reward_sum: float
+    #: Σ (reward - shift)², squares about the arm's fixed ``shift`` (numerically stable)
     reward_sq_sum: float
     #: importance-weighted sums of rewards joined to their decision's propensity p:
     #: [Σc, Σc·r, Σc·r², Σc·r/p, Σc·r²/p, Σc·r²/p²] (see ``engine.conclusions.reward_gain``)
     ips: list[float] | None = None
+    #: the arm's shift (fixed at its first reward; see ``policies.base.ArmStats``)
+    shift: float = 0.0
 
 
 @dataclass(slots=True)
