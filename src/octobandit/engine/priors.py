@@ -75,7 +75,7 @@ def check_stats(
     else:
         default = s * s / n if n > 0 else 0.0
         ss = _number(values.get("reward_sq_sum", default), f"{where}.reward_sq_sum", low=0)
-    if ss > n * MAX_ABS_REWARD**2:
+    if ss > n * MAX_ABS_REWARD**2 * (1 + 1e-12):  # rounding of the default s² / n
         raise InvalidInput(
             f"reward_sq_sum must be at most rewards × {MAX_ABS_REWARD**2:.0e}",
             field=f"{where}.reward_sq_sum",
