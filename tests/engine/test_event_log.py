@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
-from octobandit.storage import Event
+from octobandit.storage import Event, SQLiteStorage
 
 ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 6 + [0.0]
 
@@ -98,3 +101,32 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
             stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
             stored += (arm.ips or [0.0] * 6) + [arm.shift]
             assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate
+
+
+def test_a_database_without_the_shift_column_opens_with_plain_squares(tmp_path: Path) -> None:
+    """A database written by an earlier release (no ``shift`` column: squares about 0)."""
+    path = str(tmp_path / "old.db")
+    store = SQLiteStorage(path)
+    engine = Engine(store, seed=3)
+    engine.create_experiment(
+        {"id": "old", "reward": {"type": "continuous"}, "arms": [{"id": "a"}, {"id": "b"}]}
+    )
+    store.close()
+    xs = [2.0, 4.0, 9.0]
+    with sqlite3.connect(path) as db:  # rewrite it as the earlier release left it
+        db.execute("ALTER TABLE arms DROP COLUMN shift")
+        db.execute(
+            "UPDATE arms SET rewards=?, reward_sum=?, reward_sq_sum=? WHERE arm_id='a'",
+            (3.0, sum(xs), sum(x * x for x in xs)),
+        )
+    store = SQLiteStorage(path)
+    engine = Engine(store, seed=3)
+    arm = engine.get_experiment("old").arms[0]
+    assert arm.shift == 0.0
+    lo, hi = engine.stats("old")["arms"][0]["ci95"]
+    assert (lo + hi) / 2 == pytest.approx(5.0) and hi - lo > 0
+    engine.reward("old", [RewardItem(5.0, arm_id="a")])  # n > 0: the shift stays 0
+    arm = engine.get_experiment("old").arms[0]
+    assert arm.shift == 0.0 and arm.reward_sq_sum == sum(x * x for x in [*xs, 5.0])
+    assert engine.decide("old")["arm_id"] in {"a", "b"}
+    store.close()
