@@ -93,29 +93,30 @@ class ThompsonSampling(Policy):
 
         ``kappa0`` and ``a0`` are pseudo-counts (no unit): they stay as given.
         """
-        shape = (*stats.n.shape[:-1], 1)
-        n_all = stats.n.sum(axis=-1, keepdims=True)
-        seen = n_all > 0
-        if self.mu0 is not None:
-            mu0 = np.full(shape, self.mu0)
-        else:
-            mu0 = np.where(seen, stats.s.sum(axis=-1, keepdims=True) / np.where(seen, n_all, 1), 0)
+        n, xbar, m2 = _moments(stats)
+        return self._prior(n, xbar, m2)
+
+    def _prior(
+        self, n: FloatArray, xbar: FloatArray, m2: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        ones = np.ones(n.shape[-1])  # row sums as matrix products: faster for small K
+
+        def total(x: FloatArray) -> FloatArray:
+            return np.asarray(x @ ones, dtype=np.float64)[..., None]
+
+        n_all = total(n)
+        grand = total(n * xbar) / np.where(n_all > 0, n_all, 1.0)
+        mu0 = grand if self.mu0 is None else np.full_like(grand, self.mu0)
         if self.b0 is not None:
-            return mu0, np.full(shape, self.b0)
-        m2 = stats.m2
-        within_df = np.maximum(stats.n - 1.0, 0.0).sum(axis=-1, keepdims=True)
-        within = m2.sum(axis=-1, keepdims=True)
-        grand = np.where(seen, stats.s.sum(axis=-1, keepdims=True) / np.where(seen, n_all, 1), 0)
-        n1 = np.where(stats.n > 0, stats.n, 1.0)
-        between = (stats.n * (stats.s / n1 - grand) ** 2).sum(axis=-1, keepdims=True)
-        total_df = n_all - 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.where(
-                within_df > 0,
-                within / within_df,
-                np.where(total_df > 0, (within + between) / total_df, 0.0),
-            )
-        v = np.where(np.isfinite(v) & (v > 0), v, 1.0)
+            return mu0, np.full_like(grand, self.b0)
+        within = total(m2)
+        within_df = total(np.maximum(n - 1.0, 0.0))
+        dev = xbar - grand
+        between = total(n * dev * dev)
+        spread = np.where(within_df > 0, within, within + between)
+        df = np.where(within_df > 0, within_df, n_all - 1.0)
+        v = spread / np.where(df > 0, df, np.inf)
+        v = np.where(v > 0, v, 1.0)  # no spread seen: any common scale gives the same P(best)
         return mu0, self.a0 * v
 
     def t_posterior(self, stats: ArmStats) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -125,13 +126,14 @@ class ThompsonSampling(Policy):
         and ``m2`` its centred sum of squares (:attr:`ArmStats.m2`),
         ``b = b0 + m2 / 2 + kappa0 · n · (x̄ - mu0)² / (2 · (kappa0 + n))``.
         """
-        mu0, b0 = self.nig_prior(stats)
-        n = stats.n
+        n, xbar, m2 = _moments(stats)
+        mu0, b0 = self._prior(n, xbar, m2)
         kappa = self.kappa0 + n
-        xbar = np.where(n > 0, stats.s / np.where(n > 0, n, 1.0), mu0)
-        mu = mu0 + (n / kappa) * (xbar - mu0)
-        a = self.a0 + n / 2.0
-        b = b0 + 0.5 * stats.m2 + 0.5 * (self.kappa0 * n / kappa) * (xbar - mu0) ** 2
+        w = n / kappa  # 0 where n = 0: then x̄ does not matter
+        delta = xbar - mu0
+        mu = mu0 + w * delta
+        a = self.a0 + 0.5 * n
+        b = b0 + 0.5 * (m2 + self.kappa0 * w * delta * delta)
         return mu, np.sqrt(b / (a * kappa)), 2.0 * a
 
     def point_estimates(self, stats: ArmStats) -> FloatArray:
@@ -157,3 +159,17 @@ class ThompsonSampling(Policy):
             loc, scale, df = self.t_posterior(stats)
             theta = loc + scale * rng.standard_t(df)
         return np.asarray(np.argmax(np.where(mask, theta, -np.inf), axis=-1), dtype=np.intp)
+
+
+#: Guards divisions by counts that are 0 (the numerator is then 0 too).
+_TINY = 1e-300
+
+
+def _moments(stats: ArmStats) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(n, x̄, m2)`` per arm; ``x̄ = 0`` and ``m2 = 0`` where ``n = 0``."""
+    n = stats.n
+    n1 = np.where(n > 0, n, 1.0)
+    xbar = stats.s / n1
+    d = stats.s if stats.c is None else stats.s - n * stats.c
+    m2 = np.maximum(stats.ss - d * (d / n1), 0.0)
+    return n, xbar, m2
