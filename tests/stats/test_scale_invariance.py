@@ -17,7 +17,7 @@ from octobandit.engine import Engine, RewardItem
 from octobandit.policies import ArmStats, ThompsonSampling
 from octobandit.simulation.environments import Gaussian
 from octobandit.simulation.runner import simulate
-from octobandit.stats.conclusion import posterior_summary
+from octobandit.stats.conclusion import posterior_summary, reward_gain_vs_equal_split
 
 EPS = float(np.finfo(float).eps)
 AFFINE = [(0.01, 0.0), (100.0, 0.0), (100.0, -1e4), (1e-3, 7.0), (1e6, 1e8), (1.0, 1e6)]
@@ -83,6 +83,13 @@ def test_conclusion_transforms_with_the_unit(a: float, b: float) -> None:
     assert np.abs((t.ci95_low - b) / a - s.ci95_low).max() <= tol * size
     assert np.abs((t.ci95_high - b) / a - s.ci95_high).max() <= tol * size
     assert np.abs(t.expected_loss / a - s.expected_loss).max() <= tol * size
+    # the gain over an equal split is a reward total: it is multiplied by a (b cancels)
+    decisions = base.n + np.array([5, 0, 3, 0, 2])
+    g, se = reward_gain_vs_equal_split(base, decisions, reward_type="continuous")
+    h, se_h = reward_gain_vs_equal_split(moved, decisions, reward_type="continuous")
+    total = float(base.n.sum())
+    assert abs(h / a - g) <= tol * size * total
+    assert se_h / a == pytest.approx(se, rel=tol * size)
 
 
 def test_engine_conclusion_in_hundreds_equals_units(engine: Engine) -> None:
