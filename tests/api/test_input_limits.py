@@ -167,3 +167,26 @@ def test_arm_prior_out_of_bounds_is_422(client: TestClient) -> None:
     )
     assert "prior.rewards" in error(r, 422)
     assert client.get(URL).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"type": "thompson", "a0": 0.3},  # /conclusion was a 500 (no posterior mean)
+        {"type": "thompson", "kappa0": 1e300},  # P(best) was NaN
+        {"type": "thompson", "b0": 1e300, "kappa0": 1e-300},
+        {"type": "discounted_thompson", "mu0": 1e300},
+    ],
+)
+def test_prior_parameters_outside_their_range_are_422(
+    client: TestClient, policy: dict[str, Any]
+) -> None:
+    r = client.post(
+        "/v1/experiments",
+        json={"id": "exp", "reward": {"type": "continuous"}, "policy": policy, "arms": []},
+    )
+    assert "policy." in error(r, 422)
+    create(client, reward={"type": "continuous"}, policy={"type": "thompson"})
+    r = client.patch(URL, json={"policy": {k: v for k, v in policy.items() if k != "type"}})
+    error(r, 422)
+    assert client.get(URL + "/conclusion").status_code == 200

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from octobandit.errors import InvalidInput
 from octobandit.policies.base import (
     ArmStats,
     BoolArray,
@@ -17,6 +18,18 @@ from octobandit.policies.base import (
     check_number,
 )
 from octobandit.stats.posterior import beta_prob_best, student_t_prob_best
+
+#: Parameter ranges: pseudo-counts from 0.01 (Beta) or 10^-6 to the largest exact total,
+#: ``mu0`` within the reward bound (10^12) and ``b0`` (a reward²) up to its square. Outside
+#: them the posterior quadrature can no longer be trusted (see docs/policies.md).
+_LIMITS: dict[str, tuple[float, float]] = {
+    "alpha": (0.01, 1e15),
+    "beta": (0.01, 1e15),
+    "mu0": (-1e12, 1e12),
+    "kappa0": (1e-6, 1e6),
+    "a0": (0.5, 1e6),
+    "b0": (1e-100, 1e24),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +75,15 @@ class ThompsonSampling(Policy):
     reward: str = "binary"
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "kappa0", "a0"):
-            value = check_number(getattr(self, name), f"policy.{name}", low=0.0, low_open=True)
-            object.__setattr__(self, name, value)
-        if self.b0 is not None:
-            b0 = check_number(self.b0, "policy.b0", low=0.0, low_open=True)
-            object.__setattr__(self, "b0", b0)
-        if self.mu0 is not None:
-            object.__setattr__(self, "mu0", check_number(self.mu0, "policy.mu0"))
+        for name, (low, high) in _LIMITS.items():
+            value = getattr(self, name)
+            if value is None and name in ("mu0", "b0"):
+                continue  # empirical
+            checked = check_number(value, f"policy.{name}", low=low, high=high)
+            object.__setattr__(self, name, checked)
+        if self.a0 <= 0.5:
+            # an arm without rewards has 2·a0 degrees of freedom: its mean must exist
+            raise InvalidInput("must be > 0.5", field="policy.a0")
 
     # -- posteriors ---------------------------------------------------------
     def beta_posterior(self, stats: ArmStats) -> tuple[FloatArray, FloatArray]:
