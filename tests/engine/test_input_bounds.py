@@ -78,6 +78,8 @@ def refused(engine: Engine, call: Any, status: int, field: str | None = None) ->
     ("item", "field"),
     [
         ({"reward": 1e200}, "reward"),
+        ({"reward": None}, "reward"),  # the SDK door: not a number at all
+        ({"reward": "1"}, "reward"),
         ({"reward": -1e300, "count": 10}, "reward"),
         ({"reward": math.nextafter(MAX_ABS_REWARD, math.inf)}, "reward"),
         ({"reward": 1.0, "count": 2**64}, "count"),

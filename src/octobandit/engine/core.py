@@ -835,8 +835,10 @@ class Engine:
                 or item.count != int(item.count)
                 or (item.decision_id is not None and item.count != 1)
             )
+            number = isinstance(r, int | float)
             if (
-                math.isfinite(r)
+                number
+                and math.isfinite(r)
                 and abs(r) <= MAX_ABS_REWARD
                 and (not binary or 0.0 <= r <= 1.0)
                 and (item.decision_id is None) != (item.arm_id is None)
@@ -844,7 +846,7 @@ class Engine:
             ):
                 continue
             where = f"rewards[{i}]." if many else ""
-            if not math.isfinite(r):
+            if not number or not math.isfinite(r):
                 raise InvalidInput("must be a finite number", field=f"{where}reward")
             if abs(r) > MAX_ABS_REWARD:
                 raise InvalidInput(
