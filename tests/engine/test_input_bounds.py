@@ -80,6 +80,7 @@ def refused(engine: Engine, call: Any, status: int, field: str | None = None) ->
         ({"reward": 1e200}, "reward"),
         ({"reward": None}, "reward"),  # the SDK door: not a number at all
         ({"reward": "1"}, "reward"),
+        ({"reward": 10**400}, "reward"),  # an int beyond the float range
         ({"reward": -1e300, "count": 10}, "reward"),
         ({"reward": math.nextafter(MAX_ABS_REWARD, math.inf)}, "reward"),
         ({"reward": 1.0, "count": 2**64}, "count"),
@@ -136,6 +137,7 @@ def test_a_total_beyond_the_exact_range_is_409(engine: Engine) -> None:
     ("values", "field"),
     [
         ({"decisions": 2**63}, "body.decisions"),
+        ({"decisions": 10**400}, "body.decisions"),
         ({"decisions": MAX_TOTAL + 1}, "body.decisions"),
         ({"decisions": 1.5}, "body.decisions"),
         ({"rewards": 1e-320, "reward_sum": 0.0}, "body.rewards"),

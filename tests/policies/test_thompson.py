@@ -100,6 +100,7 @@ def test_converges_on_a_three_arm_instance() -> None:
         ({"mu0": 1e300}, "policy.mu0"),
         ({"alpha": 1e-320}, "policy.alpha"),
         ({"beta": 1e300}, "policy.beta"),
+        ({"mu0": 10**400}, "policy.mu0"),
     ],
 )
 def test_parameters_outside_the_trusted_range_are_refused(

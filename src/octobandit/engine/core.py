@@ -66,6 +66,7 @@ from octobandit.storage.base import (
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 STATUSES = ("running", "paused")  # "concluded" is reached through the stopping rule
+_HUGE = 1e308  # compared before math.isfinite, which overflows on a huge int
 
 
 @dataclass(frozen=True, slots=True)
@@ -835,7 +836,7 @@ class Engine:
                 or item.count != int(item.count)
                 or (item.decision_id is not None and item.count != 1)
             )
-            number = isinstance(r, int | float)
+            number = isinstance(r, int | float) and -_HUGE < r < _HUGE  # NaN fails too
             if (
                 number
                 and math.isfinite(r)

@@ -23,11 +23,17 @@ from octobandit.policies.base import ArmStats
 
 
 def _number(value: Any, field: str, *, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput("must be a finite number", field=field)
-    if low is not None and value < low:
+    try:
+        x = float(value)  # an int beyond the float range overflows
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise InvalidInput("must be a finite number", field=field)
+    if low is not None and x < low:
         raise InvalidInput(f"must be >= {low:g}", field=field)
-    return float(value)
+    return x
 
 
 def _count(value: Any, field: str, *, whole: bool = False) -> float:

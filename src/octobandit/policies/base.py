@@ -330,7 +330,10 @@ def check_number(
     """Validate a finite real number in a range, naming ``field`` on failure."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput("must be a number", field=field)
-    x = float(value)
+    try:
+        x = float(value)  # an int beyond the float range overflows
+    except OverflowError:
+        x = math.inf
     if not math.isfinite(x):
         raise InvalidInput("must be finite", field=field)
     if low is not None and (x <= low if low_open else x < low):
