@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
-from octobandit.storage import Event
+from octobandit.storage import Event, SQLiteStorage
 
-ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 13
+ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 13 + [0.0]
+SHIFT = 4 + 13
 
 
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
-    """Replay the log: decisions, reward count, sum and sum of squares per arm, then the
-    thirteen importance-weighted sums of rewards joined to their decision's propensity and
-    number of enabled arms (see ArmStatsRow.ips), since each experiment's last reset."""
+    """Replay the log: decisions, reward count, sum and sum of squares about the arm's shift
+    per arm, then the thirteen importance-weighted sums of rewards joined to their decision's
+    propensity and number of enabled arms (see ArmStatsRow.ips), then the shift (the arm's
+    first reward since its statistics were last empty), since each experiment's last reset."""
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: list(ZERO))
     decided: dict[str, Event] = {}
     for e in events:
@@ -29,7 +34,7 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
             d = e.data
             out[(e.experiment_id, e.arm_id or "")] = [
                 d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
-            ] + [0.0] * 13  # fmt: skip
+            ] + [0.0] * 13 + [d.get("shift", 0.0)]  # fmt: skip
             continue
         assert e.arm_id is not None
         row = out[(e.experiment_id, e.arm_id)]
@@ -39,9 +44,12 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
         else:
             assert e.reward is not None and e.count is not None
             r, c = e.reward, e.count
+            if row[1] == 0:
+                row[SHIFT] = r  # the shift: fixed at the first reward
+            dev = r - row[SHIFT]
             row[1] += c
             row[2] += r * c
-            row[3] += r * r * c
+            row[3] += dev * dev * c
             if e.decision_id is not None:
                 d = decided[e.decision_id]
                 p, k = d.propensity or 0.0, d.data["k"]
@@ -97,5 +105,34 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
     for exp_id in ("bin", "cont"):
         for arm in engine.get_experiment(exp_id).arms:
             stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
-            stored += arm.ips or [0.0] * 13
+            stored += (arm.ips or [0.0] * 13) + [arm.shift]
             assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate
+
+
+def test_a_database_without_the_shift_column_opens_with_plain_squares(tmp_path: Path) -> None:
+    """A database written by an earlier release (no ``shift`` column: squares about 0)."""
+    path = str(tmp_path / "old.db")
+    store = SQLiteStorage(path)
+    engine = Engine(store, seed=3)
+    engine.create_experiment(
+        {"id": "old", "reward": {"type": "continuous"}, "arms": [{"id": "a"}, {"id": "b"}]}
+    )
+    store.close()
+    xs = [2.0, 4.0, 9.0]
+    with sqlite3.connect(path) as db:  # rewrite it as the earlier release left it
+        db.execute("ALTER TABLE arms DROP COLUMN shift")
+        db.execute(
+            "UPDATE arms SET rewards=?, reward_sum=?, reward_sq_sum=? WHERE arm_id='a'",
+            (3.0, sum(xs), sum(x * x for x in xs)),
+        )
+    store = SQLiteStorage(path)
+    engine = Engine(store, seed=3)
+    arm = engine.get_experiment("old").arms[0]
+    assert arm.shift == 0.0
+    lo, hi = engine.stats("old")["arms"][0]["ci95"]
+    assert (lo + hi) / 2 == pytest.approx(5.0) and hi - lo > 0
+    engine.reward("old", [RewardItem(5.0, arm_id="a")])  # n > 0: the shift stays 0
+    arm = engine.get_experiment("old").arms[0]
+    assert arm.shift == 0.0 and arm.reward_sq_sum == sum(x * x for x in [*xs, 5.0])
+    assert engine.decide("old")["arm_id"] in {"a", "b"}
+    store.close()

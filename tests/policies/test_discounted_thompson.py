@@ -42,10 +42,10 @@ def test_parameters_are_validated_and_round_trip() -> None:
         "half_life_unit": "seconds",
         "alpha": 1.0,
         "beta": 1.0,
-        "mu0": 0.0,
+        "mu0": None,  # empirical (unit-free) default
         "kappa0": 0.01,
         "a0": 1.0,
-        "b0": 1.0,
+        "b0": None,
     }
     assert p.stateful and make_policy(p.params()).params() == p.params()
     for bad, field in [

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from octobandit.errors import InvalidInput
 from octobandit.policies import ArmStats, ThompsonSampling
+from octobandit.stats.conclusion import posterior_summary
 
 
 def test_beta_posterior_is_prior_plus_counts() -> None:
@@ -84,3 +86,61 @@ def test_converges_on_a_three_arm_instance() -> None:
     share = best / horizon
     assert share.mean() > 0.9
     assert np.median(share) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"a0": 0.5}, "policy.a0"),  # an arm without data would have no posterior mean
+        ({"a0": 0.3}, "policy.a0"),
+        ({"kappa0": 1e-320}, "policy.kappa0"),
+        ({"kappa0": 1e300}, "policy.kappa0"),
+        ({"b0": 1e300}, "policy.b0"),
+        ({"b0": 1e-320}, "policy.b0"),
+        ({"mu0": 1e300}, "policy.mu0"),
+        ({"alpha": 1e-320}, "policy.alpha"),
+        ({"beta": 1e300}, "policy.beta"),
+        ({"mu0": 10**400}, "policy.mu0"),
+    ],
+)
+def test_parameters_outside_the_trusted_range_are_refused(
+    params: dict[str, float], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        ThompsonSampling(reward="continuous", **params)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("reward", ["binary", "continuous"])
+def test_extreme_accepted_parameters_and_statistics_stay_finite(reward: str) -> None:
+    """Every corner of the parameter ranges with statistics at the bounds of the service."""
+    if reward == "binary":
+        corners = [{"alpha": a, "beta": b} for a in (0.01, 1.0, 1e15) for b in (0.01, 1.0, 1e15)]
+        stats = [
+            ArmStats.of([0, 3], [0, 2]),
+            ArmStats.of([1e15, 10], [5e14, 3]),
+            ArmStats.of([1e15, 1e15], [1e15, 0]),
+            ArmStats.of([1e15, 1e15], [1.0, 1e15 - 1]),
+        ]
+    else:
+        corners = [
+            {"kappa0": k, "a0": a, "b0": b, "mu0": m}
+            for k in (1e-6, 1e6)
+            for a in (0.5000001, 1e6)
+            for b in (None, 1e-100, 1e24)
+            for m in (None, -1e12, 1e12)
+        ]
+        stats = [
+            ArmStats.of([0, 3], [0, 2.0], [0, 1.0], [0, 0.5]),
+            ArmStats.of([1e15, 1], [1e27, -1e12], [4e39, 0], [1e12, -1e12]),
+            ArmStats.of([1e-6, 2], [1e6, 3], [0, 0.5], [1e12, 1.5]),
+            ArmStats.of([1e15, 1e15], [-1e27, 1e27], [0, 0], [-1e12, 1e12]),
+        ]
+    for params in corners:
+        policy = ThompsonSampling(reward=reward, **params)  # type: ignore[arg-type]
+        for st in stats:
+            probs = policy.probabilities(st)
+            assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0), params
+            summary = posterior_summary(st, reward, prior=params)
+            for values in (summary.expected_loss, summary.ci95_low, summary.ci95_high):
+                assert np.isfinite(values).all(), (params, st)

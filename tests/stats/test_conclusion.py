@@ -70,6 +70,10 @@ def beta_expected_max(params: list[tuple[float, float]]) -> float:
     return float(value)
 
 
+#: The pre-0.x default prior, given explicitly (the default is now empirical).
+UNIT_PRIOR = {"mu0": 0.0, "kappa0": 0.01, "a0": 1.0, "b0": 1.0}
+
+
 def nig_posterior(
     x: np.ndarray, mu0: float, k0: float, a0: float, b0: float
 ) -> tuple[float, float, float]:
@@ -402,7 +406,9 @@ def test_gain_continuous_closed_form() -> None:
     rng = np.random.default_rng(11)
     samples = [rng.normal(2.0, 1.0, 40), rng.normal(3.0, 1.0, 160)]
     stats_ = stats_of(samples)
-    gain, se = reward_gain_vs_equal_split(stats_, stats_.n, reward_type="continuous")
+    gain, se = reward_gain_vs_equal_split(
+        stats_, stats_.n, reward_type="continuous", prior=UNIT_PRIOR
+    )
     post = [nig_posterior(x, 0.0, 0.01, 1.0, 1.0) for x in samples]
     means = np.array([loc for loc, _, _ in post])
     var = np.array([scale**2 * df / (df - 2) for _, scale, df in post])

@@ -541,3 +541,23 @@ def test_docstring_examples_run() -> None:
     result = doctest.testmod(posterior, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("big", [1e8, 1e12, 1e27, 1e40])
+@pytest.mark.parametrize("rel", [1e-20, 1e-16, 1e-15, 1e-14])
+def test_scales_below_float_resolution_stay_finite(big: float, rel: float) -> None:
+    """A scale of a few ulps of the location (or less) cannot be resolved: it is widened to
+    2^-48 of the largest |location| (it returned NaN before), and P(best) stays a
+    distribution."""
+    s = big * rel
+    for df in (2.0, 10.0, float("inf")):
+        loc = [big, big + s, -big]
+        p = student_t_prob_best(loc, [s, s, s], df)
+        assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0)
+        assert p[2] == 0.0 or p[2] < 1e-12
+        assert np.isfinite(student_t_expected_loss(loc, [s, 2 * s, s], df)).all()
+    # equal locations, very different scales: symmetric about the same centre, P = 1/2 (it
+    # was 1 and 3e-46); the scale ratio 2^-48 / 1e-3 ~ 4e-12 is far outside the ratios the
+    # quadrature's 1e-8 accuracy is stated for, hence the looser tolerance
+    p = student_t_prob_best([big, big], [big * 1e-50, big * 1e-3], 10.0)
+    assert p.tolist() == pytest.approx([0.5, 0.5], abs=1e-3)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from octobandit.engine.priors import prior_stats
 from octobandit.errors import InvalidInput
 from octobandit.policies import ArmStats, make_policy
 from octobandit.stats.conclusion import (
@@ -38,6 +39,8 @@ def parse_options(
     spec: Mapping[str, Any], current: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Validate ``{"stopping": {...}, "snapshot_interval": s}`` merged over ``current``.
+
+    Every other key of ``current`` (such as ``context_features``) is kept as it is.
 
     ``stopping`` takes the :class:`StoppingRule` parameters plus ``auto_conclude``
     (default false) and ``after_conclusion`` (``serve_winner``, the default, or
@@ -76,6 +79,7 @@ def parse_options(
             f"must be a number of seconds >= {MIN_SNAPSHOT_INTERVAL:g}", field="snapshot_interval"
         )
     return {
+        **current,  # other options (e.g. context_features) are kept: options merge
         "stopping": {**rule.params(), "auto_conclude": auto, "after_conclusion": after},
         "snapshot_interval": float(interval),
     }
@@ -92,20 +96,29 @@ def arm_stats(
     record: ExperimentRecord, *, with_prior: bool = True
 ) -> tuple[ArmStats, np.ndarray[Any, np.dtype[np.bool_]]]:
     """Per-arm statistics (plus the arms' prior pseudo-observations) and the enabled mask."""
-    w = 1.0 if with_prior else 0.0
     stats = ArmStats.of(
-        n=[a.rewards + w * (a.prior or {}).get("rewards", 0.0) for a in record.arms],
-        s=[a.reward_sum + w * (a.prior or {}).get("reward_sum", 0.0) for a in record.arms],
-        ss=[a.reward_sq_sum + w * (a.prior or {}).get("reward_sq_sum", 0.0) for a in record.arms],
+        n=[a.rewards for a in record.arms],
+        s=[a.reward_sum for a in record.arms],
+        ss=[a.reward_sq_sum for a in record.arms],
+        c=[a.shift for a in record.arms],
     )
+    if with_prior and any(a.prior for a in record.arms):
+        stats = stats + prior_stats([a.prior for a in record.arms])
     enabled = np.array([a.enabled and not a.deleted for a in record.arms], dtype=bool)
     return stats, enabled
 
 
-def prior_of(record: ExperimentRecord) -> dict[str, float]:
-    """The posterior's prior: the Thompson parameters if the policy has them, else defaults."""
+def prior_of(record: ExperimentRecord) -> dict[str, float | None]:
+    """The posterior's prior: the Thompson parameters if the policy has them, else defaults.
+
+    ``None`` (an unset ``mu0`` or ``b0``) means estimated from the data.
+    """
     keys = PRIOR_KEYS[record.reward_type]
-    return {k: float(record.policy[k]) for k in keys if k in record.policy}
+    return {
+        k: None if record.policy[k] is None else float(record.policy[k])
+        for k in keys
+        if k in record.policy
+    }
 
 
 def summarize(record: ExperimentRecord) -> PosteriorSummary | None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_COUNT, MAX_TOTAL, total_exceeded
 from octobandit.engine.conclusions import (
     IPS_EXCLUDED,
     IPS_SUMS,
@@ -47,7 +48,7 @@ from octobandit.engine.conclusions import (
 )
 from octobandit.engine.context import context_vector, parse_features
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
-from octobandit.engine.priors import check_stats, prior_pseudo_counts
+from octobandit.engine.priors import centred, check_stats, prior_pseudo_counts, prior_stats
 from octobandit.engine.state import encode_state, load_state
 from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
 from octobandit.policies import ArmStats, Policy, make_policy
@@ -69,6 +70,7 @@ from octobandit.storage.base import (
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 STATUSES = ("running", "paused")  # "concluded" is reached through the stopping rule
+_HUGE = 1e308  # compared before math.isfinite, which overflows on a huge int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,9 @@ class _Live:
     decisions: list[int]
     n: FloatArray
     s: FloatArray
+    #: Σ (reward - c)² about the per-arm shift ``c`` (fixed at the arm's first reward)
     ss: FloatArray
+    c: FloatArray
     #: importance-weighted reward sums, shape (IPS_SUMS, K) (see ArmStatsRow.ips)
     ips: FloatArray
     any_enabled: bool = True
@@ -109,14 +113,7 @@ class _Live:
     def of(cls, record: ExperimentRecord) -> _Live:
         arms = record.arms
         enabled = np.array([a.enabled and not a.deleted for a in arms], dtype=bool)
-        prior = None
-        if any(a.prior for a in arms):
-            prior = ArmStats.of(
-                *(
-                    [(a.prior or {}).get(key, 0.0) for a in arms]
-                    for key in ("rewards", "reward_sum", "reward_sq_sum")
-                )
-            )
+        prior = prior_stats([a.prior for a in arms]) if any(a.prior for a in arms) else None
         policy = make_policy(record.policy, record.reward_type)
         dim = len(record.options.get("context_features") or ())
         state = load_state(policy, record.policy_state, len(arms), dim) if policy.stateful else None
@@ -135,6 +132,7 @@ class _Live:
             n=np.array([a.rewards for a in arms], dtype=np.float64),
             s=np.array([a.reward_sum for a in arms], dtype=np.float64),
             ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
+            c=np.array([a.shift for a in arms], dtype=np.float64),
             ips=np.array([ips_row(a.ips) for a in arms], dtype=np.float64).T.reshape(IPS_SUMS, -1),
         )
 
@@ -148,7 +146,7 @@ class _Live:
     @property
     def stats(self) -> ArmStats:
         """What the policy sees: observed statistics plus the arms' prior pseudo-observations."""
-        observed = ArmStats(self.n, self.s, self.ss)
+        observed = ArmStats(self.n, self.s, self.ss, self.c)
         return observed if self.prior is None else observed + self.prior
 
 
@@ -473,14 +471,14 @@ class Engine:
             "body",
             keys=("decisions", "rewards", "reward_sum", "reward_sq_sum"),
         )
-        if checked["decisions"] != int(checked["decisions"]):
-            raise InvalidInput("must be a whole number", field="body.decisions")
+        shift, m2 = centred(checked["rewards"], checked["reward_sum"], checked["reward_sq_sum"])
         row = ArmStatsRow(
             arm_id,
             int(checked["decisions"]),
             checked["rewards"],
             checked["reward_sum"],
-            checked["reward_sq_sum"],
+            m2,
+            shift=shift,
         )
         self.storage.set_arm_stats(experiment_id, row, self._clock())
         self._live.pop(experiment_id, None)
@@ -501,7 +499,9 @@ class Engine:
         arms = []
         for a in record.arms:
             mean = a.reward_sum / a.rewards if a.rewards > 0 else None
-            ci = mean_interval(a.reward_sum, a.reward_sq_sum, a.rewards, record.reward_type)
+            ci = mean_interval(
+                a.reward_sum, a.reward_sq_sum, a.rewards, record.reward_type, shift=a.shift
+            )
             arms.append(
                 {
                     "arm_id": a.arm_id,
@@ -649,6 +649,7 @@ class Engine:
                                     float(live.s[j]),
                                     float(live.ss[j]),
                                     live.ips[:, j].tolist() if live.ips[:, j].any() else None,
+                                    shift=float(live.c[j]),
                                 )
                                 for j in sorted(live.dirty)
                             ],
@@ -847,24 +848,39 @@ class Engine:
         many = len(op.items) > 1
         for i, item in enumerate(op.items):
             r = item.reward
-            bad_count = item.count < 1 or (item.decision_id is not None and item.count != 1)
+            bad_count = (
+                isinstance(item.count, bool)
+                or not isinstance(item.count, int | float)
+                or not 1 <= item.count <= MAX_COUNT
+                or item.count != int(item.count)
+                or (item.decision_id is not None and item.count != 1)
+            )
+            number = isinstance(r, int | float) and -_HUGE < r < _HUGE  # NaN fails too
             if (
-                math.isfinite(r)
+                number
+                and math.isfinite(r)
+                and abs(r) <= MAX_ABS_REWARD
                 and (not binary or 0.0 <= r <= 1.0)
                 and (item.decision_id is None) != (item.arm_id is None)
                 and not bad_count
             ):
                 continue
             where = f"rewards[{i}]." if many else ""
-            if not math.isfinite(r):
+            if not number or not math.isfinite(r):
                 raise InvalidInput("must be a finite number", field=f"{where}reward")
+            if abs(r) > MAX_ABS_REWARD:
+                raise InvalidInput(
+                    f"must lie in [-{MAX_ABS_REWARD:.0e}, {MAX_ABS_REWARD:.0e}]",
+                    field=f"{where}reward",
+                )
             if binary and not 0.0 <= r <= 1.0:
                 raise InvalidInput(
                     "a binary experiment takes rewards in [0, 1]", field=f"{where}reward"
                 )
             if bad_count:
                 raise InvalidInput(
-                    "count is a positive integer, only with arm_id", field=f"{where}count"
+                    f"count is a whole number from 1 to {MAX_COUNT:,}, only with arm_id",
+                    field=f"{where}count",
                 )
             raise InvalidInput(
                 "give either decision_id or arm_id", field=where.rstrip(".") or "body"
@@ -936,6 +952,12 @@ class Engine:
                         code="arm_not_found",
                     )
                 arms.append(j)
+        added: dict[int, float] = {}
+        for item, j in zip(op.items, arms, strict=True):
+            added[j] = added.get(j, 0.0) + float(item.count)
+        for j, c in added.items():
+            if live.n[j] + c > MAX_TOTAL:
+                raise total_exceeded(live.arm_ids[j], "rewards")
         accepted = 0
         for item, j in zip(op.items, arms, strict=True):
             if item.decision_id is not None:
@@ -943,9 +965,12 @@ class Engine:
                     continue
                 rewarded.add(item.decision_id)
             r, c = float(item.reward), float(item.count)
+            if live.n[j] == 0:
+                live.c[j] = r  # the arm's shift, fixed at its first reward
+            d = r - live.c[j]
             live.n[j] += c
             live.s[j] += r * c
-            live.ss[j] += r * r * c
+            live.ss[j] += d * d * c
             live.dirty.add(j)
             ref = found.get(item.decision_id) if item.decision_id is not None else None
             if ref is not None and ref.propensity > 0:

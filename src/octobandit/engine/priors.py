@@ -14,30 +14,64 @@ Beta posterior then starts at Beta(alpha, beta) under Thompson sampling.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_TOTAL, MIN_COUNT
 from octobandit.errors import InvalidInput
+from octobandit.policies.base import ArmStats
 
 
 def _number(value: Any, field: str, *, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput("must be a finite number", field=field)
-    if low is not None and value < low:
+    try:
+        x = float(value)  # an int beyond the float range overflows
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise InvalidInput("must be a finite number", field=field)
+    if low is not None and x < low:
         raise InvalidInput(f"must be >= {low:g}", field=field)
-    return float(value)
+    return x
+
+
+def _count(value: Any, field: str, *, whole: bool = False) -> float:
+    """A count: 0, or from :data:`MIN_COUNT` to :data:`MAX_TOTAL` (a whole number if asked)."""
+    x = _number(value, field, low=0)
+    if x > MAX_TOTAL:
+        raise InvalidInput(f"must be at most {MAX_TOTAL:.0e}", field=field)
+    if whole and x != int(x):
+        raise InvalidInput("must be a whole number", field=field)
+    if 0 < x < MIN_COUNT:
+        raise InvalidInput(f"must be 0 or at least {MIN_COUNT:g}", field=field)
+    return x
 
 
 def check_stats(
     values: Mapping[str, Any], reward_type: str, where: str, *, keys: tuple[str, ...]
 ) -> dict[str, float]:
-    """Validate sufficient statistics (counts >= 0, binary sums in [0, count], variance >= 0)."""
+    """Validate sufficient statistics (counts >= 0, binary sums in [0, count], variance >= 0).
+
+    Counts are 0 or in [:data:`MIN_COUNT`, :data:`MAX_TOTAL`] (``decisions`` a whole number),
+    and the sums are those of rewards of at most :data:`MAX_ABS_REWARD` in magnitude
+    (``|reward_sum| <= rewards · R``, ``reward_sq_sum <= rewards · R²``), see
+    :mod:`octobandit.engine.bounds`.
+    """
     unknown = set(values) - set(keys)
     if unknown:
         raise InvalidInput(f"unknown fields {sorted(unknown)}; known: {list(keys)}", field=where)
-    out = {k: _number(values.get(k, 0), f"{where}.{k}", low=0 if k != "reward_sum" else None)
-           for k in keys if k != "reward_sq_sum"}  # fmt: skip
-    n, s = out["rewards"], out["reward_sum"]
+    out: dict[str, float] = {}
+    for k in keys:
+        if k in ("decisions", "rewards"):
+            out[k] = _count(values.get(k, 0), f"{where}.{k}", whole=k == "decisions")
+    n = out["rewards"]
+    s = out["reward_sum"] = _number(values.get("reward_sum", 0), f"{where}.reward_sum")
+    if abs(s) > n * MAX_ABS_REWARD:
+        raise InvalidInput(
+            f"|reward_sum| must be at most rewards × {MAX_ABS_REWARD:.0e}",
+            field=f"{where}.reward_sum",
+        )
     if reward_type == "binary":
         if not 0 <= s <= n:
             raise InvalidInput(
@@ -47,6 +81,11 @@ def check_stats(
     else:
         default = s * s / n if n > 0 else 0.0
         ss = _number(values.get("reward_sq_sum", default), f"{where}.reward_sq_sum", low=0)
+    if ss > n * MAX_ABS_REWARD**2 * (1 + 1e-12):  # rounding of the default s² / n
+        raise InvalidInput(
+            f"reward_sq_sum must be at most rewards × {MAX_ABS_REWARD**2:.0e}",
+            field=f"{where}.reward_sq_sum",
+        )
     if n > 0 and ss * n < s * s * (1 - 1e-12):
         raise InvalidInput(
             "reward_sq_sum must be at least reward_sum² / rewards", field=f"{where}.reward_sq_sum"
@@ -55,6 +94,32 @@ def check_stats(
         raise InvalidInput("sums need rewards > 0", field=f"{where}.rewards")
     out["reward_sq_sum"] = ss
     return out
+
+
+def centred(rewards: float, reward_sum: float, reward_sq_sum: float) -> tuple[float, float]:
+    """``(shift, Σ(x - shift)²)`` for statistics given as plain sums, shifted to their mean.
+
+    The one subtraction ``Σx² - (Σx)² / n`` happens once, on input; from then on the arm's
+    squares are kept about the shift (see :class:`~octobandit.policies.base.ArmStats`).
+    """
+    if rewards <= 0:
+        return 0.0, 0.0
+    shift = reward_sum / rewards
+    return shift, max(reward_sq_sum - reward_sum * shift, 0.0)
+
+
+def prior_stats(priors: Sequence[Mapping[str, float] | None]) -> ArmStats:
+    """The arms' prior pseudo-observations as :class:`ArmStats`, each centred on its mean."""
+    n, s, c, ss = [], [], [], []
+    for prior in priors:
+        p = prior or {}
+        rewards, total = float(p.get("rewards", 0.0)), float(p.get("reward_sum", 0.0))
+        shift, m2 = centred(rewards, total, float(p.get("reward_sq_sum", 0.0)))
+        n.append(rewards)
+        s.append(total)
+        c.append(shift)
+        ss.append(m2)
+    return ArmStats.of(n, s, ss, c)
 
 
 def prior_pseudo_counts(
@@ -73,6 +138,7 @@ def prior_pseudo_counts(
         a = _number(spec.get("alpha", base_a), f"{where}.alpha", low=base_a)
         b = _number(spec.get("beta", base_b), f"{where}.beta", low=base_b)
         successes, failures = a - base_a, b - base_b
+        _count(successes + failures, f"{where}.alpha")
         return {
             "rewards": successes + failures,
             "reward_sum": successes,

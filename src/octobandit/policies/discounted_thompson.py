@@ -91,10 +91,10 @@ class DiscountedThompson(Policy):
     half_life_unit: str = "observations"
     alpha: float = 1.0
     beta: float = 1.0
-    mu0: float = 0.0
+    mu0: float | None = None
     kappa0: float = 0.01
     a0: float = 1.0
-    b0: float = 1.0
+    b0: float | None = None
     reward: str = "binary"
 
     def __post_init__(self) -> None:

@@ -22,11 +22,11 @@ class UCBTuned(Policy):
     """UCB-Tuned (Auer, Cesa-Bianchi & Fischer, 2002, §4): the arm maximising
 
     ``μ̂ + sqrt(ln N / n · min(max_variance, V))``, with
-    ``V = ss / n - μ̂² + sqrt(2 ln N / n)``
+    ``V = m2 / n + sqrt(2 ln N / n)``
 
     an upper confidence bound on the arm's variance (its empirical variance, from
-    the sum of squares ``ss``, plus a margin). ``N`` counts the observed rewards
-    over the enabled arms, ``n`` the arm's. ``max_variance = 1/4`` is the
+    the centred sum of squares :attr:`ArmStats.m2`, plus a margin). ``N`` counts the
+    observed rewards over the enabled arms, ``n`` the arm's. ``max_variance = 1/4`` is the
     largest variance of a reward in [0, 1] (the paper's constant); for other
     bounded rewards use ``(range)² / 4`` — the margin term assumes rewards in
     [0, 1], so rescaling rewards there is the safer choice.
@@ -67,7 +67,7 @@ class UCBTuned(Policy):
         seen = n > 0
         n1 = np.where(seen, n, 1.0)
         mean = stats.s / n1
-        var = np.maximum(stats.ss / n1 - mean * mean, 0.0) + np.sqrt(2.0 * log_total / n1)
+        var = stats.m2 / n1 + np.sqrt(2.0 * log_total / n1)
         bonus = np.sqrt(log_total / n1 * np.minimum(self.max_variance, var))
         return np.asarray(np.where(seen, mean + bonus, np.inf), dtype=np.float64)
 

@@ -62,10 +62,11 @@ __all__ = [
     "reward_gain_vs_equal_split",
 ]
 
-#: Prior parameters per reward type, with their defaults (those of ThompsonSampling).
-PRIOR_KEYS: dict[str, dict[str, float]] = {
+#: Prior parameters per reward type, with their defaults (those of ThompsonSampling;
+#: ``None``: estimated from the data, see :meth:`ThompsonSampling.nig_prior`).
+PRIOR_KEYS: dict[str, dict[str, float | None]] = {
     "binary": {"alpha": 1.0, "beta": 1.0},
-    "continuous": {"mu0": 0.0, "kappa0": 0.01, "a0": 1.0, "b0": 1.0},
+    "continuous": {"mu0": None, "kappa0": 0.01, "a0": 1.0, "b0": None},
 }
 
 #: Central mass of the credible interval reported in a summary.
@@ -104,12 +105,15 @@ class PosteriorSummary:
         return int(self.mean.shape[-1])
 
 
-def _prior_values(prior: Mapping[str, float] | None) -> dict[str, float]:
+def _prior_values(prior: Mapping[str, float | None] | None) -> dict[str, float | None]:
     """Validated prior parameters (every key of both reward types), defaults filled in."""
     values = {**PRIOR_KEYS["binary"], **PRIOR_KEYS["continuous"]}
     for key, raw in (prior or {}).items():
         if key not in values:
             raise ValueError(f"prior.{key}: unknown prior parameter; known: {sorted(values)}")
+        if raw is None and key in ("mu0", "b0"):
+            values[key] = None  # empirical
+            continue
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ValueError(f"prior.{key}: must be a number, got {raw!r}")
         x = float(raw)
@@ -121,10 +125,12 @@ def _prior_values(prior: Mapping[str, float] | None) -> dict[str, float]:
     return values
 
 
-def _model(reward_type: str, prior: Mapping[str, float] | None) -> ThompsonSampling:
+def _model(reward_type: str, prior: Mapping[str, float | None] | None) -> ThompsonSampling:
     if reward_type not in REWARD_TYPES:
         raise ValueError(f"reward_type: must be one of {list(REWARD_TYPES)}, got {reward_type!r}")
-    return ThompsonSampling(reward=reward_type, **_prior_values(prior))
+    factory: Any = ThompsonSampling
+    model: ThompsonSampling = factory(reward=reward_type, **_prior_values(prior))
+    return model
 
 
 def _enabled_mask(enabled: npt.ArrayLike | None, shape: tuple[int, ...]) -> BoolArray:
@@ -146,15 +152,18 @@ def posterior_summary(
     stats: ArmStats,
     reward_type: str,
     *,
-    prior: Mapping[str, float] | None = None,
+    prior: Mapping[str, float | None] | None = None,
     enabled: npt.ArrayLike | None = None,
 ) -> PosteriorSummary:
     """Posterior mean, 95% credible interval, P(best) and expected loss of every arm.
 
     ``reward_type="binary"``: Beta–Bernoulli with prior ``Beta(alpha, beta)`` (default 1, 1).
     ``reward_type="continuous"``: Normal rewards with a Normal-Inverse-Gamma prior
-    ``NIG(mu0, kappa0, a0, b0)`` (default 0, 0.01, 1, 1); the numbers are those of the
-    Student-t marginal posterior of each mean.  The posteriors are exactly those of
+    ``NIG(mu0, kappa0, a0, b0)`` (default: ``kappa0 = 0.01``, ``a0 = 1`` and the empirical
+    ``mu0``, ``b0`` of :meth:`ThompsonSampling.nig_prior`, so that changing the rewards' unit,
+    ``x -> a·x + b``, leaves P(best) unchanged and scales the means, intervals and expected
+    losses as the rewards); the numbers are those of the Student-t marginal posterior of
+    each mean.  The posteriors are exactly those of
     :class:`~octobandit.policies.ThompsonSampling`, so ``prior`` takes the same parameter names
     (keys of :data:`PRIOR_KEYS`; the other reward type's keys are accepted and unused).
 
@@ -529,7 +538,7 @@ def reward_gain_vs_equal_split(
     decisions_per_arm: npt.ArrayLike,
     *,
     reward_type: str = "binary",
-    prior: Mapping[str, float] | None = None,
+    prior: Mapping[str, float | None] | None = None,
 ) -> tuple[float, float]:
     """Reward gained over an equal split of the same traffic: ``(estimate, standard error)``.
 

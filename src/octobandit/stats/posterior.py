@@ -79,6 +79,10 @@ _BETA_LADDER_BOTH = np.concatenate([-_BETA_LADDER, _BETA_LADDER])
 _T_FAR = 8.0
 #: Largest Student-t support half-width in scales (keeps everything finite for df near 1).
 _T_MAX_HALF_WIDTH = 1e250
+#: Smallest Student-t scale relative to the largest |location| of its row (2^-48, 16-32
+#: ulps): smaller scales cannot be resolved in float64 (see ``_resolvable_scale``); at
+#: 2^-60 the quadrature returned NaN, from 2^-54 up it stays finite.
+_T_REL_SCALE_FLOOR = 2.0**-48
 #: For the expected loss the t support is widened until the dropped part of the mean is
 #: about this many scales.
 _T_MEAN_TOL = 1e-13
@@ -546,6 +550,19 @@ def _far_ladder(start: FloatArray, stop: FloatArray, unit: FloatArray) -> FloatA
     return pts
 
 
+def _resolvable_scale(loc: FloatArray, scale: FloatArray, active: BoolArray | None) -> FloatArray:
+    """Scales no smaller than :data:`_T_REL_SCALE_FLOOR` times the row's largest ``|loc|``.
+
+    A scale below a few ulps of the locations cannot be resolved by nodes placed at
+    ``loc + scale * t`` (they round onto a handful of floats, and panels get zero width);
+    such a posterior is as sharp as the float format can say anyway.
+    """
+    size = np.abs(loc) if active is None else np.where(active, np.abs(loc), 0.0)
+    floor = _T_REL_SCALE_FLOOR * size.max(axis=-1, keepdims=True)
+    out: FloatArray = np.maximum(scale, floor)
+    return out
+
+
 def _t_quadrature(
     loc: FloatArray,
     scale: FloatArray,
@@ -554,6 +571,7 @@ def _t_quadrature(
     n: int,
     with_mean: bool,
 ) -> tuple[FloatArray, FloatArray | None]:
+    scale = _resolvable_scale(loc, scale, active)
     if with_mean:
         # Cutting the support at the p-quantile drops about scale * p^(1 - 1/df) of the mean:
         # choose p so that this is ~_T_MEAN_TOL scales (within the float range as df -> 1).

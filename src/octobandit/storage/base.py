@@ -59,6 +59,8 @@ class ArmRecord:
     prior: dict[str, float] | None = None
     #: importance-weighted reward sums (see :class:`ArmStatsRow`), or None
     ips: list[float] | None = None
+    #: the shift ``c`` of ``reward_sq_sum`` = Σ (reward - c)² (0: plain squares, old rows)
+    shift: float = 0.0
 
 
 @dataclass(slots=True)
@@ -124,6 +126,7 @@ class ArmStatsRow:
     decisions: int
     rewards: float
     reward_sum: float
+    #: Σ (reward - shift)², squares about the arm's fixed ``shift`` (numerically stable)
     reward_sq_sum: float
     #: importance-weighted sums of rewards joined to their decision (propensity p, K
     #: enabled arms then), 13 numbers: [Σc, Σc·r, Σc·r², Σc·v, Σc·r·v, Σc·v²] with
@@ -131,6 +134,8 @@ class ArmStatsRow:
     #: these), the same six with v = r/(K·p) for decisions logged with K, then Σc of
     #: rewards of decisions served without exploration (see ``engine.conclusions``)
     ips: list[float] | None = None
+    #: the arm's shift (fixed at its first reward; see ``policies.base.ArmStats``)
+    shift: float = 0.0
 
 
 @dataclass(slots=True)

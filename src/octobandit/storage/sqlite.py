@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS arms (
     reward_sq_sum REAL NOT NULL DEFAULT 0,
     prior TEXT,
     ips TEXT,
+    shift REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (experiment_id, arm_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -103,7 +104,7 @@ CREATE TABLE IF NOT EXISTS assignments (
 
 _ARM_COLUMNS = (
     "arm_id, payload, enabled, deleted, position, created_at,"
-    " decisions, rewards, reward_sum, reward_sq_sum, prior, ips"
+    " decisions, rewards, reward_sum, reward_sq_sum, prior, ips, shift"
 )
 
 
@@ -150,6 +151,7 @@ def _arm(row: tuple[Any, ...]) -> ArmRecord:
         reward_sq_sum=row[9],
         prior=_loads(row[10]),
         ips=_loads(row[11]),
+        shift=row[12],
     )
 
 
@@ -272,8 +274,8 @@ class SQLiteBatch:
 
     def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None:
         self._db.executemany(
-            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=?"
-            " WHERE experiment_id=? AND arm_id=?",
+            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=?,"
+            " shift=? WHERE experiment_id=? AND arm_id=?",
             [
                 (
                     r.decisions,
@@ -281,6 +283,7 @@ class SQLiteBatch:
                     r.reward_sum,
                     r.reward_sq_sum,
                     _dumps(r.ips),
+                    r.shift,
                     experiment_id,
                     r.arm_id,
                 )
@@ -321,6 +324,9 @@ class SQLiteStorage:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(arms)")}
+            if "shift" not in columns:  # a database of an earlier release: squares about 0
+                self._db.execute("ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0")
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
 
     # -- transactions -------------------------------------------------------
@@ -422,7 +428,8 @@ class SQLiteStorage:
 
     def _insert_arm(self, db: sqlite3.Connection, experiment_id: str, arm: ArmRecord) -> None:
         db.execute(
-            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO arms (experiment_id, {_ARM_COLUMNS})"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 experiment_id,
                 arm.arm_id,
@@ -437,6 +444,7 @@ class SQLiteStorage:
                 arm.reward_sq_sum,
                 _dumps(arm.prior),
                 _dumps(arm.ips),
+                arm.shift,
             ),
         )
 
@@ -482,8 +490,8 @@ class SQLiteStorage:
         with self._write() as db:
             self._bump(db, experiment_id, ts)
             db.execute(
-                "UPDATE arms SET decisions=0, rewards=0, reward_sum=0, reward_sq_sum=0, ips=NULL"
-                " WHERE experiment_id=?",
+                "UPDATE arms SET decisions=0, rewards=0, reward_sum=0, reward_sq_sum=0, ips=NULL,"
+                " shift=0 WHERE experiment_id=?",
                 (experiment_id,),
             )
             db.execute("UPDATE experiments SET policy_state=NULL WHERE id=?", (experiment_id,))
@@ -533,13 +541,14 @@ class SQLiteStorage:
         with self._write() as db:
             self._bump(db, experiment_id, ts)
             cur = db.execute(
-                "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=NULL"
-                " WHERE experiment_id=? AND arm_id=?",
+                "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=NULL,"
+                " shift=? WHERE experiment_id=? AND arm_id=?",
                 (
                     row.decisions,
                     row.rewards,
                     row.reward_sum,
                     row.reward_sq_sum,
+                    row.shift,
                     experiment_id,
                     row.arm_id,
                 ),
@@ -559,6 +568,7 @@ class SQLiteStorage:
                             "rewards": row.rewards,
                             "reward_sum": row.reward_sum,
                             "reward_sq_sum": row.reward_sq_sum,
+                            "shift": row.shift,
                         }
                     ),
                 ),
