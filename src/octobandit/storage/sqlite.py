@@ -437,7 +437,9 @@ class SQLiteStorage:
             self._db = self._connect_readonly()
             self._readonly = True
             self.problem = ("storage_full", FULL_MESSAGE)
-            log.warning("disk full: %s opened read-only; writes answer 503 until space returns", path)
+            log.warning(
+                "disk full: %s opened read-only; writes answer 503 until space returns", path
+            )
         try:
             self._quick_check()
             if not self._readonly:
