@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -200,10 +201,10 @@ class _Monitor:
 
     Every ``interval`` seconds it checks that the path still names the opened
     file, retries a full disk (see :meth:`SQLiteStorage.try_recover`) and runs
-    a WAL checkpoint: passive (never blocks writers) while the WAL is below the
-    soft limit, ``TRUNCATE`` above it (waits for the writer in progress, copies
-    the whole log into the database and truncates the file to 0 bytes).
-    SQLite releases the GIL while it works, so the event loop keeps serving.
+    a passive WAL checkpoint: it copies committed pages into the database
+    without ever blocking writers (SQLite releases the GIL meanwhile). Under
+    steady writes a passive checkpoint never catches the log's end, so the
+    WAL is only rewound by a writer: see :meth:`SQLiteStorage._catch_up`.
     """
 
     def __init__(self, store: SQLiteStorage, interval: float = 0.25) -> None:
@@ -237,9 +238,8 @@ class _Monitor:
             return
         if store.problem is not None and not store.try_recover():
             return
-        mode = "TRUNCATE" if store.wal_size() > store.wal_soft else "PASSIVE"
         try:
-            self._connection().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:  # busy, or no space to grow the database: next round
             if self._db is not None:
                 self._db.close()
@@ -578,11 +578,31 @@ class SQLiteStorage:
                 self._reopen()
             except (sqlite3.Error, StorageUnusable):
                 raise StorageFull(FULL_MESSAGE) from None
-        if self._wal and self.wal_size() > self.wal_max:
-            # the monitor has not kept up: this writer waits for a full checkpoint
-            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if busy:
-                log.warning("WAL above %d bytes and the checkpoint is blocked", self.wal_max)
+        if self._wal and self.wal_size() > self.wal_soft:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Checkpoint the whole WAL and truncate it, before this writer's next transaction.
+
+        The monitor's passive checkpoints have copied most of the log already, so
+        this is short. Above the soft limit one attempt is made (waiting at most
+        50 ms for another process's writer); above ``wal_max`` the writer retries
+        (not writing, so other processes' checkpoints get the lock too) until the
+        WAL is back under the limit, or ``timeout`` has passed.
+        """
+        deadline = time.monotonic() + self.timeout
+        self._db.execute("PRAGMA busy_timeout=50")
+        try:
+            while True:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy or self.wal_size() <= self.wal_max:
+                    return
+                if time.monotonic() > deadline:
+                    log.warning("WAL above %d bytes and the checkpoint is blocked", self.wal_max)
+                    return
+                time.sleep(0.005)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
