@@ -147,7 +147,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     settings = settings or Settings.from_env()
     if engine is None:
         engine = Engine(
-            SQLiteStorage(settings.db, synchronous=settings.sqlite_synchronous),
+            SQLiteStorage(
+                settings.db,
+                synchronous=settings.sqlite_synchronous,
+                wal_soft_mb=settings.wal_soft_mb,
+                wal_max_mb=settings.wal_max_mb,
+            ),
             seed=settings.seed,
         )
     committer = GroupCommitter(engine)

@@ -497,8 +497,9 @@ class SQLiteStorage:
         """Refuse a damaged database (``PRAGMA quick_check``: every page, no index cross-check)."""
         rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
         if rows != [("ok",)]:
+            problem = " ".join(str(rows[0][0] if rows else "?").split())  # on one line
             raise StorageUnusable(
-                f"{self.path} failed its integrity check ({rows[0][0] if rows else '?'}):"
+                f"{self.path} failed its integrity check ({problem}):"
                 " restore a backup or move it away"
             )
 
