@@ -77,7 +77,7 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 def test_a_corrupted_database_is_refused(tmp_path: Path) -> None:
     db = _filled(tmp_path / "corrupt.db")
     _corrupt_pages(db)
-    with pytest.raises(StorageUnusable, match="integrity check|corrupted"):
+    with pytest.raises(StorageUnusable, match=r"integrity check|corrupted"):
         SQLiteStorage(str(db))
     _refused(_serve(db), str(db))
 

@@ -145,6 +145,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     docs, OpenAPI) sits behind it as ``.app``, the engine as ``.committer.engine``.
     """
     settings = settings or Settings.from_env()
+    owns_storage = engine is None
     if engine is None:
         engine = Engine(
             SQLiteStorage(
@@ -167,6 +168,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             committer.close()
+            if owns_storage:  # a clean close checkpoints and removes the WAL
+                engine.storage.close()
 
     app = FastAPI(
         lifespan=lifespan,

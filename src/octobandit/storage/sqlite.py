@@ -414,6 +414,7 @@ class SQLiteStorage:
         self._lock = threading.RLock()
         self._lost = False
         self._readonly = False  # opened read-only because the disk was full
+        self._wal = False
         self._ident: tuple[int, int] | None = None
         self._monitor: _Monitor | None = None
         #: ``(code, message)`` while the disk is full, else None
