@@ -35,9 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
+# bench/http.py would shadow the stdlib's http package that httpx imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import httpx  # noqa: E402
+
 RESULTS = HERE / "results" / "wal.json"
 MB = 1 << 20
 

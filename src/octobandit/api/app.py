@@ -28,7 +28,7 @@ from octobandit.api.hot import DataPlane, error_response, json_response, openapi
 from octobandit.api.limits import BodyLimit
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
-from octobandit.errors import OctobanditError
+from octobandit.errors import OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
 from octobandit.storage import SQLiteStorage
 
@@ -319,6 +319,8 @@ async def _snapshots(committer: GroupCommitter, every: float) -> None:
         await asyncio.sleep(every)
         try:
             await committer.call(committer.engine.tick)
+        except StorageUnavailable:  # disk full or file lost: /healthz says so; retry next time
+            pass
         except Exception:  # keep ticking; the next round retries
             log.exception("snapshot tick failed")
 
