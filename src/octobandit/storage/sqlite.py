@@ -456,6 +456,9 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             self._db.close()
             raise StorageUnusable(_open_failure(path, exc)) from exc
+        except StorageUnavailable as exc:  # e.g. a new database on a full disk
+            self._db.close()
+            raise StorageUnusable(f"cannot use {path}: {exc.message}") from exc
         except BaseException:
             self._db.close()
             raise
