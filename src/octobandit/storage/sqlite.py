@@ -599,7 +599,12 @@ class SQLiteStorage:
         self._db.execute("PRAGMA busy_timeout=50")
         try:
             while True:
-                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                try:
+                    busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                except sqlite3.Error:  # e.g. no room to grow the database file
+                    if self.wal_size() > self.wal_max:
+                        raise
+                    return  # under the bound: the transaction may still fit in the WAL
                 if not busy or self.wal_size() <= self.wal_max:
                     return
                 if time.monotonic() > deadline:
