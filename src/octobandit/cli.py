@@ -61,9 +61,21 @@ def serve(
         OCTOBANDIT_HOST=host,
         OCTOBANDIT_PORT=str(port),
     )
+    from octobandit.config import Settings
+    from octobandit.errors import StorageUnusable
     from octobandit.storage import SQLiteStorage
 
-    SQLiteStorage(db, synchronous=synchronous).close()  # create the schema before workers start
+    settings = Settings.from_env()
+    try:  # check the database and create the schema before workers start
+        SQLiteStorage(
+            db,
+            synchronous=synchronous,
+            wal_soft_mb=settings.wal_soft_mb,
+            wal_max_mb=settings.wal_max_mb,
+        ).close()
+    except StorageUnusable as exc:
+        typer.echo(f"octobandit: {exc.message}", err=True)
+        raise typer.Exit(1) from None
     uvicorn.run(
         "octobandit.api.app:app_from_env",
         factory=True,

@@ -10,6 +10,8 @@
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
+| ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | WAL size above which a writer checkpoints and truncates it |
+| ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | WAL size at which writers wait for a checkpoint (the bound) |
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Settings:
     seed: int | None = None
     log_level: str = "info"
     tick_seconds: float = 1.0
+    wal_soft_mb: float = 16.0
+    wal_max_mb: float = 64.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,4 +46,6 @@ class Settings:
             seed=int(seed) if seed else None,
             log_level=env.get("OCTOBANDIT_LOG_LEVEL", cls.log_level),
             tick_seconds=float(env.get("OCTOBANDIT_TICK_SECONDS", cls.tick_seconds)),
+            wal_soft_mb=float(env.get("OCTOBANDIT_WAL_SOFT_MB", cls.wal_soft_mb)),
+            wal_max_mb=float(env.get("OCTOBANDIT_WAL_MAX_MB", cls.wal_max_mb)),
         )

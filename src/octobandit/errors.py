@@ -45,3 +45,33 @@ class Conflict(OctobanditError):
 class BadRequest(OctobanditError):
     status = 400
     code = "bad_request"
+
+
+class StorageUnavailable(OctobanditError):
+    """The storage cannot take writes now (503); nothing of the request was written.
+
+    Raised for storage-wide failures only, never for one request's or one
+    experiment's fault: the engine fails a whole group commit with it.
+    """
+
+    status = 503
+    code = "storage_unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    """The disk is full (or a write hit an I/O error); retried normally once space returns."""
+
+    code = "storage_full"
+
+
+class StorageLost(StorageUnavailable):
+    """The database file was removed or replaced while serving: writes stop until a restart."""
+
+    code = "storage_lost"
+
+
+class StorageUnusable(OctobanditError):
+    """The database cannot be opened or fails its integrity check (at startup)."""
+
+    status = 503
+    code = "storage_unusable"

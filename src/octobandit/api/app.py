@@ -28,7 +28,7 @@ from octobandit.api.hot import DataPlane, error_response, json_response, openapi
 from octobandit.api.limits import BodyLimit
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
-from octobandit.errors import OctobanditError
+from octobandit.errors import OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
 from octobandit.storage import SQLiteStorage
 
@@ -145,22 +145,31 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     docs, OpenAPI) sits behind it as ``.app``, the engine as ``.committer.engine``.
     """
     settings = settings or Settings.from_env()
+    owns_storage = engine is None
     if engine is None:
         engine = Engine(
-            SQLiteStorage(settings.db, synchronous=settings.sqlite_synchronous),
+            SQLiteStorage(
+                settings.db,
+                synchronous=settings.sqlite_synchronous,
+                wal_soft_mb=settings.wal_soft_mb,
+                wal_max_mb=settings.wal_max_mb,
+            ),
             seed=settings.seed,
         )
     committer = GroupCommitter(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_snapshots(engine, settings.tick_seconds))
+        task = asyncio.create_task(_snapshots(committer, settings.tick_seconds))
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            committer.close()
+            if owns_storage:  # a clean close checkpoints and removes the WAL
+                engine.storage.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -170,6 +179,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     )
     app.state.engine = engine
     app.state.committer = committer
+    call = committer.call  # every engine call runs on the storage thread
     app.add_middleware(BodyLimit, limit=engine.limits.max_body_bytes)
 
     @app.exception_handler(OctobanditError)
@@ -197,17 +207,25 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> Response:
-        return json_response({"status": "ok"})
+        """``ok``, or 503 ``degraded`` with the reason (``storage_full``, ``storage_lost``).
+
+        Answered on the event loop from flags (no storage call), so it stays
+        quick while the storage thread is busy or stalled.
+        """
+        problem = engine.health()
+        if problem is None:
+            return json_response({"status": "ok"})
+        return json_response({"status": "degraded", **problem}, 503)
 
     @app.post("/v1/experiments", status_code=201, tags=["experiments"])
     async def create_experiment(body: ExperimentIn) -> Response:
-        record = engine.create_experiment(_dump(body))
+        record = await call(engine.create_experiment, _dump(body))
         return json_response(experiment_view(record), 201)
 
     @app.get("/v1/experiments", tags=["experiments"])
     async def list_experiments() -> Response:
         return json_response(
-            {"experiments": [experiment_view(r) for r in engine.list_experiments()]}
+            {"experiments": [experiment_view(r) for r in await call(engine.list_experiments)]}
         )
 
     @app.delete("/v1/experiments", tags=["experiments"])
@@ -218,52 +236,56 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             return error_response(
                 400, "confirmation_required", "deleting every experiment needs ?confirm=true"
             )
-        return json_response({"deleted": engine.delete_all()})
+        return json_response({"deleted": await call(engine.delete_all)})
 
     @app.get("/v1/experiments/{experiment_id}", tags=["experiments"])
     async def get_experiment(experiment_id: str) -> Response:
-        return json_response(experiment_view(engine.get_experiment(experiment_id)))
+        return json_response(experiment_view(await call(engine.get_experiment, experiment_id)))
 
     @app.patch("/v1/experiments/{experiment_id}", tags=["experiments"])
     async def patch_experiment(experiment_id: str, body: ExperimentPatch) -> Response:
-        return json_response(experiment_view(engine.update_experiment(experiment_id, _dump(body))))
+        return json_response(
+            experiment_view(await call(engine.update_experiment, experiment_id, _dump(body)))
+        )
 
     @app.delete("/v1/experiments/{experiment_id}", status_code=204, tags=["experiments"])
     async def delete_experiment(experiment_id: str) -> Response:
-        engine.delete_experiment(experiment_id)
+        await call(engine.delete_experiment, experiment_id)
         return Response(status_code=204)
 
     @app.post("/v1/experiments/{experiment_id}/reset", tags=["experiments"])
     async def reset_experiment(experiment_id: str) -> Response:
-        return json_response(experiment_view(engine.reset(experiment_id)))
+        return json_response(experiment_view(await call(engine.reset, experiment_id)))
 
     @app.post("/v1/experiments/{experiment_id}/arms", status_code=201, tags=["arms"])
     async def add_arm(experiment_id: str, body: ArmIn) -> Response:
-        return json_response(arm_view(engine.add_arm(experiment_id, _dump(body))), 201)
+        return json_response(arm_view(await call(engine.add_arm, experiment_id, _dump(body))), 201)
 
     @app.patch("/v1/experiments/{experiment_id}/arms/{arm_id}", tags=["arms"])
     async def patch_arm(experiment_id: str, arm_id: str, body: ArmPatch) -> Response:
-        return json_response(arm_view(engine.update_arm(experiment_id, arm_id, _dump(body))))
+        return json_response(
+            arm_view(await call(engine.update_arm, experiment_id, arm_id, _dump(body)))
+        )
 
     @app.put("/v1/experiments/{experiment_id}/arms/{arm_id}/stats", tags=["arms"])
     async def set_arm_stats(experiment_id: str, arm_id: str, body: ArmStatsIn) -> Response:
         """Admin: overwrite an arm's statistics (fixtures, migrations); logged as an event."""
-        engine.set_arm_stats(experiment_id, arm_id, _dump(body))
-        return json_response(engine.stats(experiment_id))
+        await call(engine.set_arm_stats, experiment_id, arm_id, _dump(body))
+        return json_response(await call(engine.stats, experiment_id))
 
     @app.delete("/v1/experiments/{experiment_id}/arms/{arm_id}", status_code=204, tags=["arms"])
     async def delete_arm(experiment_id: str, arm_id: str) -> Response:
-        engine.delete_arm(experiment_id, arm_id)
+        await call(engine.delete_arm, experiment_id, arm_id)
         return Response(status_code=204)
 
     @app.get("/v1/experiments/{experiment_id}/stats", tags=["statistics"])
     async def stats(experiment_id: str) -> Response:
-        return json_response(engine.stats(experiment_id))
+        return json_response(await call(engine.stats, experiment_id))
 
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
     async def conclusion(experiment_id: str) -> Response:
         """Is the stopping rule met, which arm wins, and why (P(best), expected loss)."""
-        return json_response(engine.conclusion(experiment_id))
+        return json_response(await call(engine.conclusion, experiment_id))
 
     @app.get("/v1/experiments/{experiment_id}/history", tags=["statistics"])
     async def history(
@@ -271,7 +293,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         limit: int = Query(1000, ge=1, le=10_000, description="most recent snapshots"),
     ) -> Response:
         """Posterior snapshots as time series per arm."""
-        return json_response(engine.history(experiment_id, limit))
+        return json_response(await call(engine.history, experiment_id, limit))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -291,12 +313,14 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     return DataPlane(app, committer)
 
 
-async def _snapshots(engine: Engine, every: float) -> None:
+async def _snapshots(committer: GroupCommitter, every: float) -> None:
     """Take due posterior snapshots (and check stopping rules) every ``every`` seconds."""
     while True:
         await asyncio.sleep(every)
         try:
-            engine.tick()
+            await committer.call(committer.engine.tick)
+        except StorageUnavailable:  # disk full or file lost: /healthz says so; retry next time
+            pass
         except Exception:  # keep ticking; the next round retries
             log.exception("snapshot tick failed")
 

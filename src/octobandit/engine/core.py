@@ -22,6 +22,7 @@ RewardResult(accepted=1, duplicates=0)
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -50,7 +51,14 @@ from octobandit.engine.context import context_vector, parse_features
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
 from octobandit.engine.priors import centred, check_stats, prior_pseudo_counts, prior_stats
 from octobandit.engine.state import encode_state, load_state
-from octobandit.errors import BadRequest, Conflict, InvalidInput, NotFound, OctobanditError
+from octobandit.errors import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    OctobanditError,
+    StorageUnavailable,
+)
 from octobandit.policies import ArmStats, Policy, make_policy
 from octobandit.policies.base import FloatArray, sample_categorical
 from octobandit.stats.intervals import mean_interval
@@ -69,6 +77,7 @@ from octobandit.storage.base import (
 
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+log = logging.getLogger("octobandit.engine")
 STATUSES = ("running", "paused")  # "concluded" is reached through the stopping rule
 _HUGE = 1e308  # compared before math.isfinite, which overflows on a huge int
 
@@ -551,39 +560,52 @@ class Engine:
         """Take the snapshots that are due; conclude experiments whose rule is met.
 
         The stopping rule of an experiment with ``auto_conclude`` is checked at
-        each of its snapshots. Returns the number of snapshots taken.
+        each of its snapshots. Returns the number of snapshots taken. An
+        experiment that fails is logged and skipped (it is retried at the next
+        tick); the others still get their snapshots.
         """
         now = self._clock() if now is None else now
         taken = 0
         for record in self.storage.due_for_snapshot(now):
-            stopping = record.options.get("stopping") or {}
-            if record.status == "running" and stopping.get("auto_conclude"):
-                result, _ = assess(record)
-                if result is not None and result.met and result.winner is not None:
-                    self.storage.conclude(
-                        record.id,
-                        {
-                            "winner": record.arms[result.winner].arm_id,
-                            "at": _iso(now),
-                            "reason": result.reason,
-                            "prob_best": result.prob_best,
-                            "expected_loss": result.expected_loss,
-                            "after_conclusion": stopping.get("after_conclusion"),
-                        },
-                        now,
-                    )
-                    self._live.pop(record.id, None)
-                    record = self._record(record.id)
-                    self.storage.add_snapshot(
-                        Snapshot(record.id, now, "conclusion", snapshot_data(record))
-                    )
-                    taken += 1
-                    continue
-            if self.storage.add_snapshot(
-                Snapshot(record.id, now, "interval", snapshot_data(record))
-            ):
-                taken += 1
+            try:
+                taken += self._tick_one(record, now)
+            except StorageUnavailable:
+                raise
+            except Exception:  # one experiment's failure must not starve the others
+                log.exception("snapshot tick: experiment %r failed", record.id)
         return taken
+
+    def health(self) -> dict[str, str] | None:
+        """``None`` while the storage takes writes, else ``{"reason", "message"}`` (cheap)."""
+        return self.storage.health()
+
+    def _tick_one(self, record: ExperimentRecord, now: float) -> int:
+        """Conclude ``record`` if its rule says so, and snapshot it; returns snapshots taken."""
+        stopping = record.options.get("stopping") or {}
+        if record.status == "running" and stopping.get("auto_conclude"):
+            result, _ = assess(record)
+            if result is not None and result.met and result.winner is not None:
+                self.storage.conclude(
+                    record.id,
+                    {
+                        "winner": record.arms[result.winner].arm_id,
+                        "at": _iso(now),
+                        "reason": result.reason,
+                        "prob_best": result.prob_best,
+                        "expected_loss": result.expected_loss,
+                        "after_conclusion": stopping.get("after_conclusion"),
+                    },
+                    now,
+                )
+                self._live.pop(record.id, None)
+                record = self._record(record.id)
+                self.storage.add_snapshot(
+                    Snapshot(record.id, now, "conclusion", snapshot_data(record))
+                )
+                return 1
+        return int(
+            self.storage.add_snapshot(Snapshot(record.id, now, "interval", snapshot_data(record)))
+        )
 
     # -------------------------------------------------------------- data plane
     def decide(
@@ -612,53 +634,83 @@ class Engine:
 
         Returns one entry per request: its result, or the
         :class:`~octobandit.errors.OctobanditError` that rejected it (nothing
-        of a rejected request is written). An unexpected storage failure
-        rolls the whole group back and is raised.
+        of a rejected request is written). Each experiment's share of the
+        group runs in its own savepoint: an unexpected exception there (a bug,
+        a poisoned state) is put in the slots of that experiment's requests
+        (their writes are undone, its cached state dropped) while the others
+        commit. A storage-wide failure
+        (:class:`~octobandit.errors.StorageUnavailable`) rolls the whole group
+        back and is raised.
         """
         results: list[Any] = [None] * len(ops)
+        parts: dict[str, tuple[list[tuple[int, DecideOp]], list[tuple[int, RewardOp]]]] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, DecideOp):
+                try:
+                    self._check_decide(op)
+                except OctobanditError as exc:
+                    results[i] = exc
+                    continue
+                parts.setdefault(op.experiment_id, ([], []))[0].append((i, op))
+            else:
+                parts.setdefault(op.experiment_id, ([], []))[1].append((i, op))
         try:
             with self.storage.batch() as tx:
                 if tx.others_wrote():
                     self._live.clear()
-                by_experiment: dict[str, list[tuple[int, DecideOp]]] = {}
-                for i, op in enumerate(ops):
-                    if isinstance(op, DecideOp):
-                        try:
-                            self._check_decide(op)
-                        except OctobanditError as exc:
-                            results[i] = exc
-                            continue
-                        by_experiment.setdefault(op.experiment_id, []).append((i, op))
-                for experiment_id, group in by_experiment.items():
-                    self._decide_group(tx, experiment_id, group, results)
-                rewards = [(i, op) for i, op in enumerate(ops) if isinstance(op, RewardOp)]
-                if rewards:
-                    self._reward_group(tx, rewards, results)
-                for live in self._live.values():
-                    if live.state_dirty and live.state is not None:
-                        tx.write_policy_state(live.record.id, encode_state(live.state))
-                        live.state_dirty = False
-                    if live.dirty:
-                        tx.write_arm_stats(
-                            live.record.id,
-                            [
-                                ArmStatsRow(
-                                    live.arm_ids[j],
-                                    live.decisions[j],
-                                    float(live.n[j]),
-                                    float(live.s[j]),
-                                    float(live.ss[j]),
-                                    live.ips[:, j].tolist() if live.ips[:, j].any() else None,
-                                    shift=float(live.c[j]),
-                                )
-                                for j in sorted(live.dirty)
-                            ],
-                        )
-                        live.dirty.clear()
+                for experiment_id, (decides, rewards) in parts.items():
+                    try:
+                        with tx.savepoint():
+                            self._experiment_part(tx, experiment_id, decides, rewards, results)
+                    except StorageUnavailable:
+                        raise
+                    except Exception as exc:  # a bug or a poisoned experiment: only its requests
+                        self._live.pop(experiment_id, None)
+                        log.exception("group commit: experiment %r failed", experiment_id)
+                        for i, _ in [*decides, *rewards]:
+                            if not isinstance(results[i], OctobanditError):
+                                results[i] = exc
         except BaseException:
             self._live.clear()  # the cache may hold uncommitted changes
             raise
         return results
+
+    def _experiment_part(
+        self,
+        tx: BatchTx,
+        experiment_id: str,
+        decides: list[tuple[int, DecideOp]],
+        rewards: list[tuple[int, RewardOp]],
+        results: list[Any],
+    ) -> None:
+        """One experiment's share of a group: decisions, then rewards, then its statistics."""
+        if decides:
+            self._decide_group(tx, experiment_id, decides, results)
+        if rewards:
+            self._reward_group(tx, rewards, results)
+        live = self._live.get(experiment_id)
+        if live is None:
+            return
+        if live.state_dirty and live.state is not None:
+            tx.write_policy_state(live.record.id, encode_state(live.state))
+            live.state_dirty = False
+        if live.dirty:
+            tx.write_arm_stats(
+                live.record.id,
+                [
+                    ArmStatsRow(
+                        live.arm_ids[j],
+                        live.decisions[j],
+                        float(live.n[j]),
+                        float(live.s[j]),
+                        float(live.ss[j]),
+                        live.ips[:, j].tolist() if live.ips[:, j].any() else None,
+                        shift=float(live.c[j]),
+                    )
+                    for j in sorted(live.dirty)
+                ],
+            )
+            live.dirty.clear()
 
     def _check_decide(self, op: DecideOp) -> None:
         limit = self.limits.max_decisions_per_request

@@ -159,6 +159,13 @@ class Event:
 class BatchTx(Protocol):
     """One data-plane transaction; commits when the context exits cleanly."""
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested part of the transaction: if the block raises, only its writes are undone.
+
+        Storage-wide failures inside it are raised as
+        :class:`~octobandit.errors.StorageUnavailable` and fail the whole transaction.
+        """
+
     def others_wrote(self) -> bool:
         """True if another process committed since this store's previous batch."""
 
@@ -234,5 +241,11 @@ class Storage(Protocol):
 
     def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
         """The experiment's snapshots, oldest first (the most recent ``limit``)."""
+
+    def health(self) -> dict[str, str] | None:
+        """``None`` while writes work, else ``{"reason": code, "message": ...}``.
+
+        Cheap and lock-free: ``/healthz`` calls it on the event loop.
+        """
 
     def close(self) -> None: ...

@@ -15,15 +15,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
+import os
 import sqlite3
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 
-from octobandit.errors import Conflict, NotFound
+from octobandit.errors import (
+    Conflict,
+    NotFound,
+    StorageFull,
+    StorageLost,
+    StorageUnavailable,
+    StorageUnusable,
+)
 from octobandit.storage.base import (
     ArmRecord,
     ArmStatsRow,
@@ -155,24 +166,106 @@ def _arm(row: tuple[Any, ...]) -> ArmRecord:
     )
 
 
-class _Checkpointer:
-    """Runs passive WAL checkpoints in a daemon thread (they never block writers).
+# SQLite primary result codes (https://sqlite.org/rescode.html)
+_IOERR, _FULL = 10, 13
+_NOTADB, _CORRUPT, _CANTOPEN, _READONLY = 26, 11, 14, 8
+#: busy, locked, nomem, readonly, corrupt, cantopen, protocol, notadb: the store, not a request
+_UNAVAILABLE = {5, 6, 7, _READONLY, _CORRUPT, _CANTOPEN, 15, _NOTADB}
 
-    SQLite releases the GIL while it works, so the event loop keeps serving.
+FULL_MESSAGE = "disk full: nothing was written; retry once space is freed"
+LOST_MESSAGE = (
+    "the database file was removed or replaced while serving: nothing was written;"
+    " writes are refused until the service restarts"
+)
+#: free space below which the disk counts as full (``/healthz`` degraded)
+RESERVE_BYTES = 1 << 20
+
+log = logging.getLogger("octobandit.storage")
+
+
+def storage_error(exc: sqlite3.Error) -> StorageUnavailable | None:
+    """The storage-wide failure behind an SQLite error, or ``None`` if it is not one.
+
+    A full disk or an I/O error on write is :class:`StorageFull`; a busy,
+    read-only, corrupted or vanished database is :class:`StorageUnavailable`.
+    Anything else (a constraint, a value SQLite cannot store) is a request's
+    or an experiment's own fault.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    primary = code & 0xFF
+    if primary == _FULL:
+        return StorageFull(FULL_MESSAGE)
+    if primary == _IOERR:
+        return StorageFull(f"disk full or I/O error ({exc}): nothing was written; retry later")
+    if primary in _UNAVAILABLE:
+        return StorageUnavailable(f"storage unavailable ({exc}): nothing was written")
+    return None
+
+
+def _open_failure(path: str, exc: BaseException) -> str:
+    """One line saying why the database at ``path`` cannot be used."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == _NOTADB:
+        return f"{path} is not an SQLite database: restore a backup or move it away"
+    if code == _CORRUPT:
+        return f"{path} is corrupted ({exc}): restore a backup or move it away"
+    if code == _CANTOPEN:
+        return f"cannot open {path}: its directory is missing or not writable"
+    if code == _READONLY:
+        return f"{path} is read-only: the database file and its directory must be writable"
+    return f"cannot use {path}: {exc}"
+
+
+class _Monitor:
+    """A daemon thread with its own connection that looks after the file.
+
+    Every ``interval`` seconds it checks that the path still names the opened
+    file, retries a full disk (see :meth:`SQLiteStorage.try_recover`) and runs
+    a passive WAL checkpoint: it copies committed pages into the database
+    without ever blocking writers (SQLite releases the GIL meanwhile). Under
+    steady writes a passive checkpoint never catches the log's end, so the
+    WAL is only rewound by a writer: see :meth:`SQLiteStorage._catch_up`.
     """
 
-    def __init__(self, path: str, timeout: float, interval: float = 0.5) -> None:
-        self._db = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+    def __init__(self, store: SQLiteStorage, interval: float = 0.25) -> None:
+        self._store = store
+        self._db: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._interval = interval
-        self._thread = threading.Thread(target=self._run, name="octobandit-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="octobandit-monitor", daemon=True)
         self._thread.start()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            store = self._store
+            db = sqlite3.connect(store.path, timeout=store.timeout, check_same_thread=False)
+            db.execute(f"PRAGMA journal_size_limit={store.wal_soft}")
+            self._db = db
+        return self._db
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            with contextlib.suppress(sqlite3.Error):  # busy: try again next time
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self._db.close()
+            try:
+                self.step()
+            except Exception:  # the monitor never dies; the next round retries
+                log.exception("storage monitor")
+        if self._db is not None:
+            self._db.close()
+
+    def step(self) -> None:
+        store = self._store
+        if not store.check_identity():
+            return
+        if store.problem is not None and not store.try_recover():
+            return
+        try:
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:  # busy, or no space to grow the database: next round
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -185,6 +278,31 @@ class SQLiteBatch:
     def __init__(self, store: SQLiteStorage) -> None:
         self._store = store
         self._db = store._db
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo only this block's writes if it raises (the transaction goes on).
+
+        A storage-wide SQLite failure is raised as
+        :class:`~octobandit.errors.StorageUnavailable` (the whole group fails); so
+        is any failure after which SQLite has dropped the transaction.
+        """
+        self._db.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException as exc:
+            error = storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+            if error is None and not self._db.in_transaction:
+                error = StorageUnavailable(f"storage failure ({exc}): nothing was written")
+            if error is not None:
+                raise error from exc
+            try:
+                self._db.execute("ROLLBACK TO part")
+                self._db.execute("RELEASE part")
+            except sqlite3.Error as undo:
+                raise storage_error(undo) or StorageUnavailable(str(undo)) from exc
+            raise
+        self._db.execute("RELEASE part")
 
     def others_wrote(self) -> bool:
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -302,44 +420,262 @@ class SQLiteStorage:
     """
 
     def __init__(
-        self, path: str = "octobandit.db", *, synchronous: str = "NORMAL", timeout: float = 10.0
+        self,
+        path: str = "octobandit.db",
+        *,
+        synchronous: str = "NORMAL",
+        timeout: float = 10.0,
+        wal_soft_mb: float = 16.0,
+        wal_max_mb: float = 64.0,
     ) -> None:
         if synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
             raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        if not 0 < wal_soft_mb <= wal_max_mb:
+            raise ValueError("need 0 < wal_soft_mb <= wal_max_mb")
         self.path = path
-        self._db = sqlite3.connect(
-            path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        self.timeout = timeout
+        self.synchronous = synchronous.upper()
+        #: WAL size (bytes) above which checkpoints truncate it, and at which writers wait
+        self.wal_soft = int(wal_soft_mb * (1 << 20))
+        self.wal_max = int(wal_max_mb * (1 << 20))
         self._lock = threading.RLock()
-        wal = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._db.execute("PRAGMA foreign_keys=OFF")
-        self._checkpointer: _Checkpointer | None = None
-        if wal:
-            # Checkpoints copy the log into the database and fsync: keep them off
-            # the request path, in a thread with its own connection.
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpointer = _Checkpointer(path, timeout)
-        with self._write():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(arms)")}
-            if "shift" not in columns:  # a database of an earlier release: squares about 0
-                self._db.execute("ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0")
-        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._lost = False
+        self._readonly = False  # opened read-only because the disk was full
+        self._wal = False
+        self._ident: tuple[int, int] | None = None
+        self._monitor: _Monitor | None = None
+        #: ``(code, message)`` while the disk is full, else None
+        self.problem: tuple[str, str] | None = None
+        memory = path in ("", ":memory:")
+        existed = not memory and os.path.exists(path)
+        if existed:
+            if os.path.isdir(path):
+                raise StorageUnusable(f"{path} is a directory, not a database file")
+            if os.path.getsize(path) == 0:
+                raise StorageUnusable(
+                    f"{path} is empty (0 bytes): a truncated database? move it away to start afresh"
+                )
+        try:
+            self._db = self._connect()
+        except sqlite3.Error as exc:
+            if not (existed and isinstance(storage_error(exc), StorageFull)):
+                raise StorageUnusable(_open_failure(path, exc)) from exc
+            # a full disk cannot even hold the shared-memory file: serve reads from the
+            # (checkpointed) database file until space returns
+            self._db = self._connect_readonly()
+            self._readonly = True
+            self.problem = ("storage_full", FULL_MESSAGE)
+            log.warning(
+                "disk full: %s opened read-only; writes answer 503 until space returns", path
+            )
+        try:
+            self._quick_check()
+            if not self._readonly:
+                try:
+                    with self._write():
+                        for statement in SCHEMA.split(";"):
+                            if statement.strip():
+                                self._db.execute(statement)
+                        columns = {r[1] for r in self._db.execute("PRAGMA table_info(arms)")}
+                        if "shift" not in columns:  # an earlier release's database
+                            self._db.execute(  # its squares are about 0
+                                "ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0"
+                            )
+                except StorageFull:
+                    if not existed:
+                        raise
+            self._data_version: int | None = self._db.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StorageUnusable(_open_failure(path, exc)) from exc
+        except StorageUnavailable as exc:  # e.g. a new database on a full disk
+            self._db.close()
+            raise StorageUnusable(f"cannot use {path}: {exc.message}") from exc
+        except BaseException:
+            self._db.close()
+            raise
+        if not memory:
+            st = os.stat(path)
+            self._ident = (st.st_dev, st.st_ino)
+            if self._free_bytes() < RESERVE_BYTES:
+                self.problem = ("storage_full", FULL_MESSAGE)
+            if self._wal or self._readonly:
+                # checkpoints copy the log into the database and fsync: keep them off
+                # the request path, in a thread with its own connection
+                self._monitor = _Monitor(self)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._wal = db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.execute("PRAGMA foreign_keys=OFF")
+            if self._wal:
+                db.execute("PRAGMA wal_autocheckpoint=0")  # the monitor checkpoints
+                db.execute(f"PRAGMA journal_size_limit={self.wal_soft}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?immutable=1"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnusable(_open_failure(self.path, exc)) from exc
+        return db
+
+    def _quick_check(self) -> None:
+        """Refuse a damaged database (``PRAGMA quick_check``: every page, no index cross-check)."""
+        rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
+        if rows != [("ok",)]:
+            problem = " ".join(str(rows[0][0] if rows else "?").split())  # on one line
+            raise StorageUnusable(
+                f"{self.path} failed its integrity check ({problem}):"
+                " restore a backup or move it away"
+            )
+
+    # -- health -------------------------------------------------------------
+    def health(self) -> dict[str, str] | None:
+        """``None`` when writes work, else ``{"reason", "message"}`` (read without locks)."""
+        if self._lost:
+            return {"reason": "storage_lost", "message": LOST_MESSAGE}
+        problem = self.problem
+        if problem is not None:
+            return {"reason": problem[0], "message": problem[1]}
+        return None
+
+    def wal_size(self) -> int:
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except OSError:
+            return 0
+
+    def _free_bytes(self) -> int:
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return RESERVE_BYTES
+        return st.f_bavail * st.f_frsize
+
+    def check_identity(self) -> bool:
+        """Whether the path still names the opened file (a removed or replaced one is lost)."""
+        if self._ident is None or self._lost:
+            return not self._lost
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._ident
+        except FileNotFoundError:
+            same = False
+        except OSError:  # cannot tell (e.g. an I/O error): keep serving, look again later
+            same = True
+        if not same:
+            self._lost = True
+            log.error(
+                "database file %s was removed or replaced while serving:"
+                " writes are refused until a restart",
+                self.path,
+            )
+        return same
+
+    def try_recover(self) -> bool:
+        """After a full disk: once space is free, reopen if needed and truncate the WAL."""
+        if self._free_bytes() < RESERVE_BYTES:
+            return False
+        with self._lock:
+            if self._readonly:
+                try:
+                    self._reopen()
+                except (sqlite3.Error, StorageUnusable):
+                    return False
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if self.problem is not None:
+                log.warning("disk space is available again: %s takes writes", self.path)
+            self.problem = None
+        return True
+
+    def _reopen(self) -> None:
+        db = self._connect()
+        self._db.close()
+        self._db = db
+        self._readonly = False
+        self._data_version = None  # the engine re-reads what it cached
 
     # -- transactions -------------------------------------------------------
+    def _before_write(self) -> None:
+        if self._lost:
+            raise StorageLost(LOST_MESSAGE)
+        if self._readonly:
+            try:
+                self._reopen()
+            except (sqlite3.Error, StorageUnusable):
+                raise StorageFull(FULL_MESSAGE) from None
+        if self._wal and self.wal_size() > self.wal_soft:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Checkpoint the whole WAL and truncate it, before this writer's next transaction.
+
+        The monitor's passive checkpoints have copied most of the log already, so
+        this is short. Above the soft limit one attempt is made (waiting at most
+        50 ms for another process's writer); above ``wal_max`` the writer retries
+        (not writing, so other processes' checkpoints get the lock too) until the
+        WAL is back under the limit, or ``timeout`` has passed.
+        """
+        deadline = time.monotonic() + self.timeout
+        self._db.execute("PRAGMA busy_timeout=50")
+        try:
+            while True:
+                try:
+                    busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                except sqlite3.Error:  # e.g. no room to grow the database file
+                    if self.wal_size() > self.wal_max:
+                        raise
+                    return  # under the bound: the transaction may still fit in the WAL
+                if not busy or self.wal_size() <= self.wal_max:
+                    return
+                if time.monotonic() > deadline:
+                    log.warning("WAL above %d bytes and the checkpoint is blocked", self.wal_max)
+                    return
+                time.sleep(0.005)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; storage-wide SQLite failures become 503 errors."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._before_write()
+                changes = self._db.total_changes
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                error = storage_error(exc)
+                if error is None:
+                    raise
+                if isinstance(error, StorageFull):
+                    self.problem = (error.code, error.message)
+                raise error from exc
+            except StorageFull as exc:  # from a savepoint inside the transaction
+                self.problem = (exc.code, exc.message)
                 raise
-            self._db.execute("COMMIT")
+            if not self.check_identity():
+                raise StorageLost(LOST_MESSAGE)
+            if self.problem is not None and self._db.total_changes != changes:
+                self.problem = None  # a write went through: the disk has room again
 
     @contextmanager
     def batch(self) -> Iterator[SQLiteBatch]:
@@ -624,7 +960,7 @@ class SQLiteStorage:
         return [Snapshot(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
+        if self._monitor is not None:
+            self._monitor.stop()
         with self._lock:
             self._db.close()
