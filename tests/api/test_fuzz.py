@@ -110,9 +110,7 @@ def test_schemathesis_finds_no_failure(server_factory: Any, tmp_path: Path) -> N
         "PYTHONPATH": str(tmp_path),
         "OCTOBANDIT_FUZZ_URL": server.url,
     }
-    run = subprocess.run(
-        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-    )
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert report_path.exists(), run.stdout + run.stderr
     report = json.loads(report_path.read_text())
     operations = httpx.get(server.url + "/openapi.json").json()["paths"]
