@@ -312,9 +312,15 @@ def main() -> None:
                 )
         logged = {k: client.get(prefix(k) + "/stats").json() for k in kinds}
         client.close()
+        db = work / "bench.db"
+        files = {  # the database after the load, before shutdown checkpoints it
+            "db_bytes": db.stat().st_size,
+            "wal_bytes": db.with_name("bench.db-wal").stat().st_size,
+        }
     finally:
         stop(svc)
         stop(bare)
+        shutil.rmtree(work, ignore_errors=True)
 
     def answered(kind: str) -> int:
         return sum(x["requests"] - x["non_2xx"] for x in runs.get(kind, []))
@@ -363,6 +369,7 @@ def main() -> None:
         "summary": summary,
         "runs": runs,
         "logged": log_check,
+        "files": files,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -382,6 +389,7 @@ def main() -> None:
     if failed:
         print(f"non-2xx answers: {failed}")
     print(f"logged: {json.dumps(log_check)}")
+    print(f"database after the load: {json.dumps(files)}")
     try:
         shown = args.out.resolve().relative_to(HERE.parent)
     except ValueError:
