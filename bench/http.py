@@ -28,8 +28,8 @@ of the kind's median to the median of the bare runs paired with it, in the same
 run (never the best round). Every run's numbers go to bench/results/http.json,
 with the count of decisions and rewards the service logged against the count wrk
 saw answered (logged >= answered: wrk does not count requests still in flight
-when a run ends). ``decide_reward`` counts both requests; its wrk script also
-parses every answer, which costs wrk some time that the bare runs do not pay.
+when a run ends). ``decide_reward`` counts both requests; its wrk script reads
+every answer in Lua, and so does the script of the bare runs paired with it.
 """
 
 from __future__ import annotations
@@ -141,6 +141,19 @@ function response(status, headers, body)
   end
 end
 """
+
+# the bare runs paired with decide_reward ("bare_reading") read every answer the same
+# way, so that both sides pay wrk's Lua response callback
+BARE_READING = "bare_reading"
+BARE_PARSE_LUA = (
+    DECIDE_BODY
+    + """
+local seen = 0
+function response(status, headers, body)
+  if string.match(body, '"decision_id":"(%x+)"') then seen = seen + 1 end
+end
+"""
+)
 
 REWARD_ARM_LUA = """
 local counter = 0
@@ -262,9 +275,11 @@ def main() -> None:
     bare = start(uvicorn_cmd("bare_app:app", bare_port), env)
     svc = start(uvicorn_cmd("octobandit.api.app:app_from_env", svc_port, factory=True), env)
     svc_url, bare_url = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{k: [] for k in kinds}}
+    bases = ["bare", BARE_READING] if "decide_reward" in kinds else ["bare"]
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in [*bases, *kinds]}
     order: list[list[str]] = []
-    paired_bare: dict[str, list[int]] = {k: [] for k in kinds}  # bare runs next to each kind
+    # the bare runs just before each kind's runs: (name in runs, index)
+    paired_bare: dict[str, list[tuple[str, int]]] = {k: [] for k in kinds}
     pool = [0]  # decisions made beforehand for the reward_by_id runs
     try:
         wait_up(bare_url + "/echo")
@@ -302,12 +317,14 @@ def main() -> None:
             rotated = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
             order.append([])
             for kind in rotated:  # the bare endpoint runs just before each kind
-                runs["bare"].append(wrk(bare_url + "/echo", DECIDE_BODY, args))
-                paired_bare[kind].append(len(runs["bare"]) - 1)
+                base = BARE_READING if kind == "decide_reward" else "bare"
+                lua = BARE_PARSE_LUA if kind == "decide_reward" else DECIDE_BODY
+                runs[base].append(wrk(bare_url + "/echo", lua, args))
+                paired_bare[kind].append((base, len(runs[base]) - 1))
                 runs[kind].append(wrk(url(kind), script(kind, r), args))
-                order[-1] += ["bare", kind]
+                order[-1] += [base, kind]
                 print(
-                    f"round {r + 1}: bare {runs['bare'][-1]['requests_per_s']:.0f} req/s,"
+                    f"round {r + 1}: {base} {runs[base][-1]['requests_per_s']:.0f} req/s,"
                     f" {kind} {runs[kind][-1]['requests_per_s']:.0f} req/s"
                 )
         logged = {k: client.get(prefix(k) + "/stats").json() for k in kinds}
@@ -328,7 +345,7 @@ def main() -> None:
     summary: dict[str, Any] = {}
     for kind, rounds in runs.items():
         rps = summarize(rounds, "requests_per_s")
-        paired = [runs["bare"][i] for i in paired_bare.get(kind, [])] or rounds
+        paired = [runs[b][i] for b, i in paired_bare.get(kind, [])] or rounds
         base = statistics.median(x["requests_per_s"] for x in paired)
         summary[kind] = {
             "requests_per_s": rps,
