@@ -375,6 +375,12 @@ def main() -> None:
         log_check["reward_by_arm"]["answered_rewards_x_count_2"] = 2 * answered("reward_by_arm")
     if "decide_reward" in kinds:
         log_check["decide_reward"]["answered_requests"] = answered("decide_reward")
+    for kind, c in log_check.items():  # every answered request is in the log
+        events = c["logged_decisions"] + c["logged_reward_count"]
+        if kind == "reward_by_id":
+            events -= c["decisions_made_beforehand"]
+        answered_events = next(v for k, v in c.items() if k.startswith("answered"))
+        c["all_answered_logged"] = events >= answered_events
     result: dict[str, Any] = {
         "benchmark": "http",
         "command": "python bench/http.py " + " ".join(sys.argv[1:]),
@@ -406,6 +412,8 @@ def main() -> None:
     if failed:
         print(f"non-2xx answers: {failed}")
     print(f"logged: {json.dumps(log_check)}")
+    if not all(c["all_answered_logged"] for c in log_check.values()):
+        print("SOME ANSWERED REQUESTS ARE NOT IN THE LOG")
     print(f"database after the load: {json.dumps(files)}")
     try:
         shown = args.out.resolve().relative_to(HERE.parent)
