@@ -1,0 +1,181 @@
+"""Crash test: SIGKILLs under concurrent load lose no acknowledged write.
+
+A real server takes decisions and rewards (by decision id, by arm with a count,
+single and in bulk) from several client threads on two experiments while it is
+killed with SIGKILL at a random moment, four times (one round with two worker
+processes), and restarted on the same database file each time. Afterwards every
+acknowledged decision and reward is in the event log, and every arm's stored
+statistics equal the fold of the event log (the same fold as
+tests/engine/test_event_log.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from octobandit.storage import SQLiteStorage
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = [1, 1, 2, 1]  # worker processes in each round; the server is SIGKILLed after each
+THREADS = 6
+EXPERIMENTS = {"bin": "binary", "cont": "continuous"}
+ARMS = ["a", "b", "c"]
+
+
+def _load_fold() -> Any:
+    path = Path(__file__).resolve().parents[1] / "engine" / "test_event_log.py"
+    spec = importlib.util.spec_from_file_location("_event_log_fold", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fold
+
+
+fold = _load_fold()
+
+
+@dataclass
+class Acked:
+    """What the server acknowledged (answered 200), across all threads and rounds."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    decisions: dict[tuple[str, str], str] = field(default_factory=dict)  # (exp, id) -> arm
+    unrewarded: list[tuple[str, str]] = field(default_factory=list)
+    by_id: dict[tuple[str, str], float] = field(default_factory=dict)  # (exp, id) -> reward
+    by_arm: Counter[tuple[str, str, float, float]] = field(default_factory=Counter)
+    failed: int = 0  # requests without an answer (the server was killed)
+
+
+def _value(rng: random.Random, exp: str) -> float:
+    return float(rng.random() < 0.5) if exp == "bin" else round(rng.gauss(10, 3), 6)
+
+
+def _load(url: str, acked: Acked, stop: threading.Event, seed: int) -> None:
+    rng = random.Random(seed)
+    serial = 0
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            exp = rng.choice(list(EXPERIMENTS))
+            u = rng.random()
+            try:
+                if u < 0.45:  # decisions: one, or several in a request
+                    body = {"n": rng.randint(2, 4)} if rng.random() < 0.3 else {}
+                    r = client.post(f"/v1/experiments/{exp}/decisions", json=body)
+                    if r.status_code == 200:
+                        out = r.json()
+                        with acked.lock:
+                            for d in out.get("decisions", [out]):
+                                acked.decisions[(exp, d["decision_id"])] = d["arm_id"]
+                                acked.unrewarded.append((exp, d["decision_id"]))
+                    continue
+                if u < 0.8:  # rewards by decision id, one or in bulk
+                    with acked.lock:
+                        mine = [p for p in acked.unrewarded if p[0] == exp][: rng.randint(1, 3)]
+                        for p in mine:
+                            acked.unrewarded.remove(p)
+                    if not mine:
+                        continue
+                    items = [{"decision_id": d, "reward": _value(rng, exp)} for _, d in mine]
+                    body = items[0] if len(items) == 1 else {"rewards": items}
+                    r = client.post(f"/v1/experiments/{exp}/rewards", json=body)
+                    if r.status_code == 200:
+                        assert r.json() == {"accepted": len(items), "duplicates": 0}
+                        with acked.lock:
+                            for it in items:
+                                acked.by_id[(exp, it["decision_id"])] = it["reward"]
+                    continue
+                # rewards by arm with a count; a serial number makes each one traceable
+                serial += 1
+                reward = float(serial + seed * 100_000) if exp == "cont" else _value(rng, exp)
+                item = {"arm_id": rng.choice(ARMS), "reward": reward, "count": rng.randint(1, 5)}
+                r = client.post(f"/v1/experiments/{exp}/rewards", json=item)
+                if r.status_code == 200:
+                    with acked.lock:
+                        acked.by_arm[(exp, item["arm_id"], reward, float(item["count"]))] += 1
+            except httpx.HTTPError:
+                with acked.lock:
+                    acked.failed += 1
+                time.sleep(0.01)
+
+
+def test_sigkill_under_load_loses_no_acknowledged_write(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    db = tmp_path / "crash.db"
+    rng = random.Random(7)
+    server = server_factory(db).start()
+    for exp, reward in EXPERIMENTS.items():
+        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
+        assert httpx.post(server.url + "/v1/experiments", json=spec).status_code == 201
+    server.stop()
+    acked = Acked()
+    per_round: list[tuple[int, int]] = []
+    for round_no, workers in enumerate(ROUNDS):
+        server = server_factory(db, workers=workers).start()
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=_load, args=(server.url, acked, stop, 10 * round_no + t))
+            for t in range(THREADS)
+        ]
+        before = (len(acked.decisions), acked.failed)
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(1.0, 3.0))
+        server.kill()  # SIGKILL, mid-load: no shutdown code runs
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        per_round.append((len(acked.decisions) - before[0], acked.failed - before[1]))
+
+    for n_decisions, n_failed in per_round:  # the load really ran, and the kill cut into it
+        assert n_decisions >= 20 and n_failed >= 1, per_round
+
+    server = server_factory(db).start()  # recovers after the last kill
+    assert httpx.get(server.url + "/v1/experiments/bin/stats").status_code == 200
+    server.stop()
+
+    storage = SQLiteStorage(str(db))
+    try:
+        events = list(storage.events())
+        logged_decisions = {
+            (e.experiment_id, e.decision_id): e.arm_id for e in events if e.kind == "decision"
+        }
+        logged_by_id = {
+            (e.experiment_id, e.decision_id): e.reward
+            for e in events
+            if e.kind == "reward" and e.decision_id is not None
+        }
+        logged_by_arm = Counter(
+            (e.experiment_id, e.arm_id, e.reward, e.count)
+            for e in events
+            if e.kind == "reward" and e.decision_id is None
+        )
+        lost = {k: v for k, v in acked.decisions.items() if logged_decisions.get(k) != v}
+        assert not lost, f"{len(lost)} acknowledged decisions missing"
+        lost = {k: v for k, v in acked.by_id.items() if logged_by_id.get(k) != v}
+        assert not lost, f"{len(lost)} acknowledged rewards by decision id missing"
+        missing = acked.by_arm - logged_by_arm
+        assert not missing, f"acknowledged rewards by arm missing: {missing}"
+        assert len(acked.by_id) > 0 and sum(acked.by_arm.values()) > 0
+
+        folded = fold(events)
+        for exp in EXPERIMENTS:
+            record = storage.get_experiment(exp)
+            assert record is not None
+            for arm in record.arms:
+                stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
+                stored += arm.ips or [0.0] * 6
+                assert folded[(exp, arm.arm_id)] == stored, (exp, arm.arm_id)
+    finally:
+        storage.close()
