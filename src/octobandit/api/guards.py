@@ -1,0 +1,255 @@
+"""Pure-ASGI guards in front of every route (data plane and control plane).
+
+:class:`Guard` is the outermost layer of the app. In one pass over the request
+headers it
+
+- refuses a ``Host`` that is not a loopback name when the service is bound to
+  a loopback address (DNS rebinding), unless it is an allowed host: 403;
+- refuses a body that is not ``application/json`` on POST, PUT, PATCH and
+  DELETE: 415, also for a form or text content type without a body (what a web
+  page can send without a CORS preflight). A request without a
+  ``Content-Type`` is accepted only when it has no body;
+- gives the body a deadline: a client that stalls while sending it gets 408;
+- answers JSON 500 for any exception that escapes the app before the answer
+  has started (a plain-text 500 is never sent).
+
+:class:`JsonDepthLimit` refuses JSON nested deeper than the documented
+limit (400 ``too_deep``) before anything decodes it recursively; the data plane
+calls :func:`too_deep` on the bodies it reads itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Iterable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from octobandit.api.hot import error_body
+from octobandit.api.jsondepth import too_deep, too_deep_message
+
+log = logging.getLogger("octobandit.api")
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON_TYPE = b"application/json"
+
+
+def is_loopback_address(host: str) -> bool:
+    """Whether a bind address only accepts local connections."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(value: bytes) -> str:
+    """The host of a Host header, without its port; IPv6 literals keep their brackets."""
+    text = value.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[: text.find("]") + 1]
+    return text.rpartition(":")[0] if ":" in text else text
+
+
+def allowed_host_set(allowed: Iterable[str]) -> frozenset[str] | None:
+    """The Host names accepted on a loopback bind (``None``: every host, from ``*``)."""
+    names = set(LOOPBACK_NAMES)
+    for entry in allowed:
+        entry = entry.strip()
+        if entry == "*":
+            return None
+        if entry:
+            names.add(_host_name(entry.encode("latin-1")))
+    return frozenset(names)
+
+
+class BodyTimeout(HTTPException):
+    """The request body did not arrive in time (408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"request body not received within {seconds:g} s")
+
+
+def _respond(status: int, code: str, message: str, close: bool = False) -> list[Message]:
+    body = error_body(code, message)
+    headers = [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]
+
+
+class Guard:
+    """The outermost pure-ASGI layer (see the module docstring).
+
+    ``hosts``: Host names accepted, or ``None`` to accept any (not bound to a
+    loopback address, or ``*`` allowed). ``body_timeout``: seconds for the whole
+    body to arrive, counted from the first read (``None``: no deadline).
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, hosts: frozenset[str] | None, body_timeout: float | None
+    ) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.body_timeout = body_timeout
+        self._seen_hosts: set[bytes] = set()  # Host header values already accepted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = ctype = None
+        has_body = False
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+            elif key == b"content-type":
+                ctype = value
+            elif key == b"content-length":
+                has_body = value != b"0"
+            elif key == b"transfer-encoding":
+                has_body = True
+        refusal = self._refuse(scope["method"], host, ctype, has_body)
+        if refusal is not None:
+            for message in _respond(*refusal):
+                await send(message)
+            return
+        started = timed_out = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if timed_out:  # the rest of the body may still come: close the connection
+                    message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
+            await send(message)
+
+        app_receive = receive
+        if has_body and self.body_timeout is not None:
+            seconds = self.body_timeout
+            deadline: float | None = None
+
+            async def timed_receive() -> Message:
+                nonlocal deadline, timed_out
+                loop = asyncio.get_running_loop()
+                if deadline is None:
+                    deadline = loop.time() + seconds
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        return await receive()
+                except TimeoutError:
+                    timed_out = True
+                    raise BodyTimeout(seconds) from None
+
+            app_receive = timed_receive
+        try:
+            await self.app(scope, app_receive, guarded_send)
+        except Exception as exc:
+            if started:  # the answer is (partly) sent: nothing else can be said
+                log.exception("request failed after its response started")
+                return
+            if isinstance(exc, HTTPException) and exc.status_code < 500:
+                status, code, message = exc.status_code, _CODES.get(exc.status_code, "error"), str(
+                    exc.detail
+                )
+            else:
+                log.exception("unhandled error")
+                status, code, message = 500, "internal", "internal error"
+            for message_ in _respond(status, code, message, close=timed_out):
+                await send(message_)
+
+    def _refuse(
+        self, method: str, host: bytes | None, ctype: bytes | None, has_body: bool
+    ) -> tuple[int, str, str] | None:
+        hosts = self.hosts
+        if hosts is not None and host is not None and host not in self._seen_hosts:
+            name = _host_name(host)
+            if name not in hosts and not _loopback_literal(name):
+                return (
+                    403,
+                    "forbidden_host",
+                    f"Host {name!r} is not allowed: the service is bound to a loopback address;"
+                    " list the name in --allowed-hosts (OCTOBANDIT_ALLOWED_HOSTS) to accept it",
+                )
+            if len(self._seen_hosts) < 64:
+                self._seen_hosts.add(host)
+        if method in BODY_METHODS and ctype != JSON_TYPE:
+            if ctype is None:
+                if has_body:
+                    return (
+                        415,
+                        "unsupported_media_type",
+                        "a request body needs Content-Type: application/json",
+                    )
+            elif ctype.partition(b";")[0].strip().lower() != JSON_TYPE:
+                return (
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type must be application/json, not {ctype.decode('latin-1')!r}",
+                )
+        return None
+
+
+def _loopback_literal(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_CODES = {400: "bad_request", 408: "timeout", 413: "too_large"}
+
+
+class JsonDepthLimit:
+    """Refuse request bodies nested deeper than ``max_depth`` (400 ``too_deep``).
+
+    Reads the whole body (the size limit applies underneath), checks it, and
+    replays it to the app; requests without a body pass untouched.
+    """
+
+    def __init__(self, app: ASGIApp, max_depth: int) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        messages: list[Message] = []
+        try:
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except HTTPException as exc:  # too large, or too slow: raised by the layers below
+            for out in _respond(exc.status_code, _CODES.get(exc.status_code, "error"), exc.detail):
+                await send(out)
+            return
+        if too_deep(b"".join(chunks), self.max_depth):
+            for out in _respond(400, "too_deep", too_deep_message(self.max_depth)):
+                await send(out)
+            return
+        if len(messages) == 1 or all(m["type"] == "http.request" for m in messages):
+            body = b"".join(chunks)
+            replay = [{"type": "http.request", "body": body, "more_body": False}]
+        else:
+            replay = messages
+
+        async def replay_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        await self.app(scope, replay_receive, send)
+

@@ -1,0 +1,119 @@
+"""The HTTP/1.1 connection protocol: uvicorn's httptools protocol with two more limits.
+
+- **Header timeout**: a connection must send a request's complete headers within
+  ``OCTOBANDIT_HEADER_TIMEOUT`` seconds of opening (or of the first byte of a
+  later request); otherwise it gets 408 and is closed. A connection that sends
+  nothing at all is closed too. (uvicorn's keep-alive timeout only runs between
+  requests, after a response.)
+- **Connection limit**: beyond ``OCTOBANDIT_MAX_CONNECTIONS`` open connections in
+  a worker, a new connection's request is answered 503 JSON and the connection
+  closed.
+
+The settings are read from the environment once per worker process (``octobandit
+serve`` sets them for its workers). Used as ``uvicorn.run(..., http=PROTOCOL)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from octobandit.api.hot import error_body
+from octobandit.config import Settings
+
+PROTOCOL = "octobandit.api.protocol:GuardedHttpToolsProtocol"
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _raw_response(status: str, code: str, message: str) -> bytes:
+    body = error_body(code, message)
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _over_limit(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI answer to a request on a connection over the limit."""
+    body = error_body("too_many_connections", "too many open connections: retry later")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    """uvicorn's httptools protocol with a header deadline and a connection limit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = _settings()
+        self.header_timeout = settings.header_timeout
+        self.max_connections = settings.connection_limit()
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._over_limit = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._over_limit = len(self.connections) > self.max_connections
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        if not self._over_limit:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, _over_limit
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _arm_header_timer(self) -> None:
+        if self.header_timeout > 0:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:  # not inside a request
+            self.transport.write(
+                _raw_response(
+                    "408 Request Timeout",
+                    "timeout",
+                    f"request headers not received within {self.header_timeout:g} s",
+                )
+            )
+        self.transport.close()
