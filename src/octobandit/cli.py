@@ -110,7 +110,7 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         http=PROTOCOL,
-        timeout_keep_alive=keep_alive_timeout,
+        timeout_keep_alive=keep_alive_timeout,  # type: ignore[arg-type]  # float is fine
     )
 
 

@@ -10,11 +10,11 @@
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
-| ``OCTOBANDIT_ALLOWED_HOSTS`` | empty | extra ``Host`` names accepted on a loopback bind (``*``: any) |
+| ``OCTOBANDIT_ALLOWED_HOSTS`` | empty | more ``Host`` names for a loopback bind (``*``: any) |
 | ``OCTOBANDIT_HEADER_TIMEOUT`` | ``10`` | seconds for a request's headers to arrive |
 | ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
-| ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle keep-alive connection stays open |
-| ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | open connections per worker; more get 503 (``0``: automatic) |
+| ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
+| ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker, then 503 (``0``: automatic) |
 
 The automatic connection limit is the open-file limit minus 64 (kept for the
 database and the listening socket), at most 1,024 and at least 16.

@@ -129,7 +129,10 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 if timed_out:  # the rest of the body may still come: close the connection
-                    message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
+                    message = {
+                        **message,
+                        "headers": [*message["headers"], (b"connection", b"close")],
+                    }
             await send(message)
 
         app_receive = receive
@@ -157,14 +160,13 @@ class Guard:
                 log.exception("request failed after its response started")
                 return
             if isinstance(exc, HTTPException) and exc.status_code < 500:
-                status, code, message = exc.status_code, _CODES.get(exc.status_code, "error"), str(
-                    exc.detail
-                )
+                code = _CODES.get(exc.status_code, "error")
+                answer = _respond(exc.status_code, code, str(exc.detail), close=timed_out)
             else:
                 log.exception("unhandled error")
-                status, code, message = 500, "internal", "internal error"
-            for message_ in _respond(status, code, message, close=timed_out):
-                await send(message_)
+                answer = _respond(500, "internal", "internal error", close=timed_out)
+            for out in answer:
+                await send(out)
 
     def _refuse(
         self, method: str, host: bytes | None, ctype: bytes | None, has_body: bool
@@ -242,14 +244,11 @@ class JsonDepthLimit:
             for out in _respond(400, "too_deep", too_deep_message(self.max_depth)):
                 await send(out)
             return
-        if len(messages) == 1 or all(m["type"] == "http.request" for m in messages):
-            body = b"".join(chunks)
-            replay = [{"type": "http.request", "body": body, "more_body": False}]
-        else:
-            replay = messages
+        replay: list[Message] = messages
+        if all(m["type"] == "http.request" for m in messages):
+            replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
         async def replay_receive() -> Message:
             return replay.pop(0) if replay else await receive()
 
         await self.app(scope, replay_receive, send)
-

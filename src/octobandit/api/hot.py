@@ -19,9 +19,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from octobandit.api.jsondepth import too_deep, too_deep_message
 from octobandit.engine import GroupCommitter, RewardItem
 from octobandit.engine.core import Limits
-from octobandit.api.jsondepth import too_deep, too_deep_message
 from octobandit.errors import OctobanditError
 
 

@@ -252,7 +252,7 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
         title=app.title,
         version=app.version,
         description=(
-            f"{app.description}\n\nEvery error is `{{\"error\": {{\"code\", \"message\"}}}}`. "
+            f'{app.description}\n\nEvery error is `{{"error": {{"code", "message"}}}}`. '
             f"Limits: request body {limits.max_body_bytes} bytes, JSON nesting "
             f"{limits.max_json_depth} levels, arm payload {limits.max_payload_bytes} bytes, "
             f"decision context {limits.max_context_bytes} bytes, one decision request's "

@@ -59,7 +59,7 @@ async def _over_limit(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline and a connection limit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
