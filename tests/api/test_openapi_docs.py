@@ -82,8 +82,10 @@ def test_every_answer_is_documented_with_its_schema(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "HTTPValidationError" not in json.dumps(spec) and '"detail"' not in json.dumps(spec)
     for method, template, url, body in OPS:
-        r = client.request(method, url, json=body) if body is not None else client.request(
-            method, url
+        r = (
+            client.request(method, url, json=body)
+            if body is not None
+            else client.request(method, url)
         )
         op = spec["paths"][template][method]
         documented = op["responses"]

@@ -1,0 +1,156 @@
+"""Connection limits against the real server: header, body and keep-alive timeouts, a
+connection limit, the Host check and the warning for a non-loopback bind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+FAST = {
+    "OCTOBANDIT_HEADER_TIMEOUT": "1",
+    "OCTOBANDIT_BODY_TIMEOUT": "1",
+    "OCTOBANDIT_KEEP_ALIVE_TIMEOUT": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket, limit: float = 8.0) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    start = time.monotonic()
+    sock.settimeout(limit)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data, time.monotonic() - start
+
+
+def _status_and_json(raw: bytes) -> tuple[int, Any]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.fixture
+def fast_server(server_factory: Any, tmp_path: Path) -> Any:
+    return server_factory(tmp_path / "c.db", env=FAST).start()
+
+
+def test_half_a_header_line_is_closed_after_the_header_timeout(fast_server: Any) -> None:
+    sock = _connect(fast_server.port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+    raw, took = _read_until_closed(sock)
+    assert 0.5 < took < 5, took
+    status, body = _status_and_json(raw)
+    assert status == 408 and body["error"]["code"] == "timeout"
+    sock.close()
+
+
+def test_a_silent_connection_is_closed_after_the_header_timeout(fast_server: Any) -> None:
+    sock = _connect(fast_server.port)
+    raw, took = _read_until_closed(sock)
+    assert 0.5 < took < 5 and raw.startswith(b"HTTP/1.1 408")
+    sock.close()
+
+
+def test_a_stalled_body_gets_408_and_the_connection_closes(fast_server: Any) -> None:
+    httpx.post(fast_server.url + "/v1/experiments", json={"id": "e", "arms": [{"id": "a"}]})
+    for path in ("/v1/experiments/e/rewards", "/v1/experiments/e/arms"):
+        sock = _connect(fast_server.port)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            'Content-Length: 100\r\n\r\n{"arm_id": '.encode()
+        )
+        raw, took = _read_until_closed(sock)
+        assert took < 5, took
+        status, body = _status_and_json(raw)
+        assert status == 408 and body["error"]["code"] == "timeout", raw
+        sock.close()
+    stats = httpx.get(fast_server.url + "/v1/experiments/e/stats").json()
+    assert stats["total_reward"] == 0 and len(stats["arms"]) == 1
+
+
+def test_an_idle_keep_alive_connection_is_closed(fast_server: Any) -> None:
+    sock = _connect(fast_server.port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    raw, took = _read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 200") and b'"status"' in raw
+    assert 0.5 < took < 5, took  # the keep-alive timeout, then closed
+    sock.close()
+
+
+def test_beyond_the_connection_limit_requests_are_refused_cleanly_then_served(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    env = {**FAST, "OCTOBANDIT_HEADER_TIMEOUT": "2", "OCTOBANDIT_MAX_CONNECTIONS": "8"}
+    server = server_factory(tmp_path / "m.db", env=env).start()
+    time.sleep(2.5)  # the start-up probe's connection is gone
+    idle = [_connect(server.port) for _ in range(12)]  # 8 + 4 extra, sending nothing
+    time.sleep(0.3)
+    r = httpx.get(server.url + "/healthz", timeout=5)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "too_many_connections"
+    assert r.headers["connection"] == "close"
+    time.sleep(3)  # the idle ones reach their header timeout and are closed
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+    for sock in idle:
+        data, _ = _read_until_closed(sock, limit=2)
+        assert data == b"" or data.startswith(b"HTTP/1.1 408")
+        sock.close()
+
+
+def test_the_real_server_checks_the_host_header(server_factory: Any, tmp_path: Path) -> None:
+    server = server_factory(tmp_path / "h.db").start()
+    for host in ("localhost:1234", "127.0.0.1", "[::1]"):
+        assert httpx.get(server.url + "/healthz", headers={"host": host}).status_code == 200
+    r = httpx.post(server.url + "/v1/experiments/x/reset", headers={"host": "rebind.example"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_host"
+    server.stop()
+    env = {"OCTOBANDIT_ALLOWED_HOSTS": "rebind.example, other.example:8000"}
+    server = server_factory(tmp_path / "h.db", env=env).start()
+    r = httpx.get(server.url + "/v1/experiments", headers={"host": "rebind.example:80"})
+    assert r.status_code == 200
+    r = httpx.get(server.url + "/v1/experiments", headers={"host": "third.example"})
+    assert r.status_code == 403
+
+
+def test_a_non_loopback_bind_logs_a_warning(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "octobandit.cli", "serve", "--host", "0.0.0.0",
+        "--port", str(port), "--db", str(tmp_path / "w.db"), "--log-level", "warning",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "WARNING" in line and "0.0.0.0" in line and "authentication" in line, line
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
