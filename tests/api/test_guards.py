@@ -260,3 +260,25 @@ def test_a_stalled_body_gets_408_in_process(engine: Engine) -> None:
 
     asyncio.run(go())
     assert engine.stats("exp")["total_reward"] == 0
+
+
+def test_a_slow_but_timely_body_is_served(engine: Engine) -> None:
+    app = create_app(engine, Settings(body_timeout=2))
+    engine.create_experiment({"id": "exp", "arms": [{"id": "a"}]})
+
+    async def go() -> None:
+        async def slow() -> AsyncIterator[bytes]:
+            for part in (b'{"arm_id": "a",', b' "reward": 1', b"}"):
+                yield part
+                await asyncio.sleep(0.05)
+
+        async with _asgi_client(app, "localhost") as c:
+            r = await c.post("/v1/experiments/exp/rewards", content=slow(), headers=JSON_CT)
+            assert r.status_code == 200, r.text
+            r = await c.post("/v1/experiments/exp/arms", content=slow(), headers=JSON_CT)
+            assert r.status_code == 422, r.text  # decoded in full: a validation error
+            await asyncio.sleep(2.5)  # no timer left behind cancels anything later
+            assert (await c.get("/v1/experiments/exp/stats")).status_code == 200
+
+    asyncio.run(go())
+    assert engine.stats("exp")["total_reward"] == 1

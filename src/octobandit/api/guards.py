@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Generator, Iterable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,6 +76,108 @@ class BodyTimeout(HTTPException):
         super().__init__(408, f"request body not received within {seconds:g} s")
 
 
+class _NoTask:
+    def done(self) -> bool:
+        return True
+
+
+_NO_TASK: Any = _NoTask()
+
+
+class _Resume:
+    """Awaitable: go on driving an ``__await__`` iterator that already yielded ``first``."""
+
+    __slots__ = ("first", "read")
+
+    def __init__(self, read: Generator[Any, Any, Message], first: Any) -> None:
+        self.read, self.first = read, first
+
+    def __await__(self) -> Generator[Any, Any, Message]:
+        read, value = self.read, self.first
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # cancellation: pass it on
+                try:
+                    value = read.throw(exc)
+                except StopIteration as done:
+                    result: Message = done.value
+                    return result
+            else:
+                try:
+                    value = read.send(sent)
+                except StopIteration as done:
+                    result = done.value
+                    return result
+
+
+class _BodyTimer:
+    """A deadline for the whole request body, armed at the first read.
+
+    Cheaper than ``asyncio.timeout`` around every ``receive``: one timer per
+    request, cancelled as soon as the last chunk is in; when it fires, the
+    request's task is cancelled and the cancellation turned into a 408.
+    """
+
+    __slots__ = ("_receive", "fired", "handle", "seconds", "task")
+
+    def __init__(self, receive: Receive, seconds: float) -> None:
+        self._receive = receive
+        self.seconds = seconds
+        self.fired = False
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    async def receive(self) -> Message:
+        if self.task is None:
+            # fast path: a body already received answers without suspending, and needs
+            # no timer; otherwise the timer is armed and the read continues as usual
+            read = self._receive().__await__()
+            try:
+                first = read.send(None)
+            except StopIteration as done:
+                message: Message = done.value
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    self.task = _NO_TASK
+                    return message
+                self._arm()
+                return message
+            self._arm()
+            return await self._guarded(_Resume(read, first))
+        return await self._guarded(self._receive())
+
+    def _arm(self) -> None:
+        self.task = asyncio.current_task()
+        self.handle = asyncio.get_running_loop().call_later(self.seconds, self._fire)
+
+    async def _guarded(self, read: Awaitable[Message]) -> Message:
+        try:
+            message = await read
+        except asyncio.CancelledError:
+            if self.fired:
+                self.uncancel()
+                raise BodyTimeout(self.seconds) from None
+            raise
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.stop()
+        return message
+
+    def _fire(self) -> None:
+        self.handle = None
+        if self.task is not None and not self.task.done():
+            self.fired = True
+            self.task.cancel()
+
+    def uncancel(self) -> None:
+        if isinstance(self.task, asyncio.Task) and self.task.cancelling():
+            self.task.uncancel()
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
 def _respond(status: int, code: str, message: str, close: bool = False) -> list[Message]:
     body = error_body(code, message)
     headers = [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())]
@@ -122,13 +225,14 @@ class Guard:
             for message in _respond(*refusal):
                 await send(message)
             return
-        started = timed_out = False
+        started = False
+        timer: _BodyTimer | None = None
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if timed_out:  # the rest of the body may still come: close the connection
+                if timer is not None and timer.fired:  # the rest of the body may still come
                     message = {
                         **message,
                         "headers": [*message["headers"], (b"connection", b"close")],
@@ -137,25 +241,21 @@ class Guard:
 
         app_receive = receive
         if has_body and self.body_timeout is not None:
-            seconds = self.body_timeout
-            deadline: float | None = None
-
-            async def timed_receive() -> Message:
-                nonlocal deadline, timed_out
-                loop = asyncio.get_running_loop()
-                if deadline is None:
-                    deadline = loop.time() + seconds
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        return await receive()
-                except TimeoutError:
-                    timed_out = True
-                    raise BodyTimeout(seconds) from None
-
-            app_receive = timed_receive
+            timer = _BodyTimer(receive, self.body_timeout)
+            app_receive = timer.receive
         try:
-            await self.app(scope, app_receive, guarded_send)
+            try:
+                await self.app(scope, app_receive, guarded_send)
+            except asyncio.CancelledError:
+                if timer is None or not timer.fired:
+                    raise
+                timer.uncancel()  # our deadline, not a shutdown: answer 408
+                raise BodyTimeout(timer.seconds) from None
+            finally:
+                if timer is not None:
+                    timer.stop()
         except Exception as exc:
+            timed_out = timer is not None and timer.fired
             if started:  # the answer is (partly) sent: nothing else can be said
                 log.exception("request failed after its response started")
                 return
