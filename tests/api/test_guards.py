@@ -282,3 +282,11 @@ def test_a_slow_but_timely_body_is_served(engine: Engine) -> None:
 
     asyncio.run(go())
     assert engine.stats("exp")["total_reward"] == 1
+
+
+def test_405_lists_the_allowed_methods(client: TestClient) -> None:
+    r = client.request("TRACE", "/v1/experiments")
+    error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "DELETE, GET, POST"
+    r = client.get("/v1/experiments/exp/decisions")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -140,6 +141,14 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> DataPlane:
     """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``.
 
@@ -199,7 +208,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        response = error_response(
+            exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail)
+        )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["allow"] = ", ".join(_allowed_methods(app, request.url.path))
+        return response
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:

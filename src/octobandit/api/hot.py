@@ -162,8 +162,10 @@ class DataPlane:
         self, scope: Scope, receive: Receive, send: Send, experiment_id: str, action: str
     ) -> None:
         status, body = 200, b""
+        headers = [_JSON]
         try:
             if scope["method"] != "POST":
+                headers.append((b"allow", b"POST"))
                 raise _Reject(405, "method_not_allowed", "Method Not Allowed")
             raw = await self._body(scope, receive)
             if action == "decisions":
@@ -184,7 +186,7 @@ class DataPlane:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from octobandit.api.hot import openapi_paths
+from octobandit.engine.conclusions import MIN_SNAPSHOT_INTERVAL
 from octobandit.engine.core import ARM_ID, EXPERIMENT_ID, Limits
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
@@ -236,6 +237,8 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
     for model in ("ExperimentIn", "ExperimentPatch"):
         constrain(prop(model, "name"), maxLength=limits.max_name_chars)
     constrain(prop("ExperimentIn", "arms"), maxItems=limits.max_arms)
+    for model in ("ExperimentIn", "ExperimentPatch"):
+        constrain(prop(model, "snapshot_interval"), minimum=MIN_SNAPSHOT_INTERVAL)
     constrain(prop("ArmIn", "id"), pattern=f"^{ARM_ID.pattern}$", maxLength=128)
     for model in ("ArmIn", "ArmPatch"):
         p = prop(model, "payload")
@@ -298,6 +301,9 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
             responses.pop("422", None)
             responses.update(_error_responses(sorted(codes)))
             for param in op.get("parameters", []):
+                if (path, method, param.get("name")) == ("/v1/experiments", "delete", "confirm"):
+                    param["required"] = True  # without ?confirm=true: 400
+                    param["schema"] = {"type": "boolean", "enum": [True]}
                 rule = _PATH_PARAMS.get(param.get("name", ""))
                 if param.get("in") == "path" and rule is not None:
                     param["schema"] = {**param.get("schema", {}), **rule}
