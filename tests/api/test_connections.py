@@ -79,6 +79,15 @@ def test_a_silent_connection_is_closed_after_the_header_timeout(fast_server: Any
     sock.close()
 
 
+def test_a_malformed_request_gets_a_json_400(fast_server: Any) -> None:
+    sock = _connect(fast_server.port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n")
+    raw, _ = _read_until_closed(sock)
+    status, body = _status_and_json(raw)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    sock.close()
+
+
 def test_a_stalled_body_gets_408_and_the_connection_closes(fast_server: Any) -> None:
     httpx.post(fast_server.url + "/v1/experiments", json={"id": "e", "arms": [{"id": "a"}]})
     for path in ("/v1/experiments/e/rewards", "/v1/experiments/e/arms"):

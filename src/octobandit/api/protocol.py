@@ -5,6 +5,7 @@
   later request); otherwise it gets 408 and is closed. A connection that sends
   nothing at all is closed too. (uvicorn's keep-alive timeout only runs between
   requests, after a response.)
+- **Malformed requests** (the HTTP parser's 400) are answered in JSON too.
 - **Connection limit**: beyond ``OCTOBANDIT_MAX_CONNECTIONS`` open connections in
   a worker, a new connection's request is answered 503 JSON and the connection
   closed.
@@ -94,6 +95,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the HTTP parser rejects: JSON like every other answer, then close."""
+        self._disarm_header_timer()
+        self.transport.write(_raw_response("400 Bad Request", "bad_request", msg))
+        self.transport.close()
 
     def _arm_header_timer(self) -> None:
         if self.header_timeout > 0:
