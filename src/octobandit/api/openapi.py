@@ -240,6 +240,19 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
     for model in ("ExperimentIn", "ExperimentPatch"):
         constrain(prop(model, "snapshot_interval"), minimum=MIN_SNAPSHOT_INTERVAL)
     constrain(prop("ArmIn", "id"), pattern=f"^{ARM_ID.pattern}$", maxLength=128)
+    constrain(prop("StoppingIn", "prob_best"), exclusiveMinimum=0, exclusiveMaximum=1)
+    constrain(prop("StoppingIn", "max_expected_loss"), exclusiveMinimum=0)
+    constrain(prop("StoppingIn", "min_rewards_per_arm"), minimum=0)
+    constrain(prop("ArmStatsIn", "decisions"), minimum=0)
+    constrain(prop("ArmStatsIn", "rewards"), minimum=0)
+    prior = prop("ArmIn", "prior")
+    for variant in prior.get("anyOf", []):
+        if variant.get("type") == "object":
+            variant["additionalProperties"] = False
+            variant["properties"] = {
+                k: {"type": "number"}
+                for k in ("rewards", "reward_sum", "reward_sq_sum", "alpha", "beta")
+            }
     for model in ("ArmIn", "ArmPatch"):
         p = prop(model, "payload")
         if p is not None:
