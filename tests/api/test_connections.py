@@ -163,3 +163,33 @@ def test_a_non_loopback_bind_logs_a_warning(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def test_the_serve_options_set_the_timeouts_and_allowed_hosts(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "octobandit.cli", "serve", "--port", str(port),
+        "--db", str(tmp_path / "o.db"), "--log-level", "warning",
+        "--header-timeout", "0.5", "--keep-alive-timeout", "0.5", "--body-timeout", "0.5",
+        "--max-connections", "50", "--allowed-hosts", "flags.example",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(url + "/healthz", headers={"host": "flags.example"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200
+        sock = _connect(port)
+        raw, took = _read_until_closed(sock)
+        assert raw.startswith(b"HTTP/1.1 408") and took < 3, (raw, took)
+        sock.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
