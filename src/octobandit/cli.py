@@ -67,8 +67,8 @@ def serve(
     ),
     max_connections: int = typer.Option(
         0, min=0, envvar="OCTOBANDIT_MAX_CONNECTIONS",
-        help="Open connections per worker; beyond it requests get 503 and the connection is "
-        "closed (0: the open-file limit minus 64, between 16 and 1024).",
+        help="Open connections per worker; beyond it the longest-idle connection is closed, or "
+        "if all are busy the request gets 503 (0: the open-file limit minus 64, 16 to 1024).",
     ),
 ) -> None:  # fmt: skip
     """Run the HTTP service (REST API at /v1, interactive docs at /docs)."""

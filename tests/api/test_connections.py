@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -114,23 +115,73 @@ def test_an_idle_keep_alive_connection_is_closed(fast_server: Any) -> None:
     sock.close()
 
 
-def test_beyond_the_connection_limit_requests_are_refused_cleanly_then_served(
+def test_idle_connections_make_room_and_busy_ones_get_a_json_503(
     server_factory: Any, tmp_path: Path
 ) -> None:
-    env = {**FAST, "OCTOBANDIT_HEADER_TIMEOUT": "2", "OCTOBANDIT_MAX_CONNECTIONS": "8"}
+    env = {**FAST, "OCTOBANDIT_BODY_TIMEOUT": "3", "OCTOBANDIT_MAX_CONNECTIONS": "8"}
     server = server_factory(tmp_path / "m.db", env=env).start()
-    time.sleep(2.5)  # the start-up probe's connection is gone
-    idle = [_connect(server.port) for _ in range(12)]  # 8 + 4 extra, sending nothing
+    # 12 idle connections (8 + 4 extra): the oldest idle ones are closed to make room
+    idle = [_connect(server.port) for _ in range(12)]
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+    for sock in idle:
+        sock.close()
+    time.sleep(0.3)
+    # 8 connections busy with a request (a body that stalls): nothing can be evicted
+    busy = []
+    for _ in range(8):
+        sock = _connect(server.port)
+        sock.sendall(
+            b"POST /v1/experiments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+        )
+        busy.append(sock)
     time.sleep(0.3)
     r = httpx.get(server.url + "/healthz", timeout=5)
     assert r.status_code == 503 and r.json()["error"]["code"] == "too_many_connections"
-    assert r.headers["connection"] == "close"
-    time.sleep(3)  # the idle ones reach their header timeout and are closed
-    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
-    for sock in idle:
-        data, _ = _read_until_closed(sock, limit=2)
-        assert data == b"" or data.startswith(b"HTTP/1.1 408")
+    assert r.headers["connection"] == "close" and r.headers["retry-after"] == "1"
+    for sock in busy:  # their body deadline answers 408 and frees them
+        raw, _ = _read_until_closed(sock)
+        assert raw.startswith(b"HTTP/1.1 408"), raw
         sock.close()
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_idle_connections_beyond_the_descriptor_limit_do_not_lock_requests_out(
+    tmp_path: Path,
+) -> None:
+    """The reported case: 256 descriptors, 300 idle connections, then a request."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "octobandit.cli", "serve", "--port", str(port),
+        "--db", str(tmp_path / "fd.db"), "--log-level", "error",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+
+    def limit_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=limit_descriptors, start_new_session=True)
+    idle: list[socket.socket] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(url + "/healthz", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        idle = [_connect(port) for _ in range(300)]
+        time.sleep(0.5)
+        for _ in range(5):  # well within the 10 s default header timeout
+            assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def test_the_real_server_checks_the_host_header(server_factory: Any, tmp_path: Path) -> None:

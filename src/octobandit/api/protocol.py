@@ -7,8 +7,10 @@
   requests, after a response.)
 - **Malformed requests** (the HTTP parser's 400) are answered in JSON too.
 - **Connection limit**: beyond ``OCTOBANDIT_MAX_CONNECTIONS`` open connections in
-  a worker, a new connection's request is answered 503 JSON and the connection
-  closed.
+  a worker, a new connection closes the longest-idle one (connected but sending
+  nothing, or between keep-alive requests) to make room; when every connection
+  is busy with a request, the new connection's request is answered 503 JSON and
+  the connection closed. So idle connections can never lock requests out.
 
 The settings are read from the environment once per worker process (``octobandit
 serve`` sets them for its workers). Used as ``uvicorn.run(..., http=PROTOCOL)``.
@@ -70,11 +72,36 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = settings.connection_limit()
         self._header_timer: asyncio.TimerHandle | None = None
         self._over_limit = False
+        #: when the connection last became idle (no request in flight); None while busy
+        self.idle_since: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._over_limit = len(self.connections) > self.max_connections
+        self.idle_since = self.loop.time()
+        if len(self.connections) > self.max_connections:
+            self._over_limit = not self._evict_idle()
         self._arm_header_timer()
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle other connection to make room; False if every one is busy."""
+        idle = [
+            (c.idle_since, c)
+            for c in self.connections
+            if isinstance(c, GuardedHttpToolsProtocol)
+            and c is not self
+            and c.idle_since is not None
+        ]
+        if not idle:
+            return False
+        _, oldest = min(idle, key=lambda pair: pair[0])
+        oldest.idle_since = None
+        oldest.transport.close()
+        return True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self.idle_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
@@ -82,6 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.idle_since = None
         if self._header_timer is None:
             self._arm_header_timer()
 
