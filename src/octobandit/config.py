@@ -14,7 +14,7 @@
 | ``OCTOBANDIT_HEADER_TIMEOUT`` | ``10`` | seconds for a request's headers to arrive |
 | ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
 | ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
-| ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker, then 503 (``0``: automatic) |
+| ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
 
 The automatic connection limit is the open-file limit minus 64 (kept for the
 database and the listening socket), at most 1,024 and at least 16.

@@ -73,6 +73,16 @@ def test_half_a_header_line_is_closed_after_the_header_timeout(fast_server: Any)
     sock.close()
 
 
+def test_headers_in_pieces_within_the_timeout_are_served(fast_server: Any) -> None:
+    sock = _connect(fast_server.port)
+    for piece in (b"GET /healthz HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", b"\r\n"):
+        sock.sendall(piece)
+        time.sleep(0.3)  # 0.6 s in all, under the 1 s header timeout
+    raw, _ = _read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 200"), raw
+    sock.close()
+
+
 def test_a_silent_connection_is_closed_after_the_header_timeout(fast_server: Any) -> None:
     sock = _connect(fast_server.port)
     raw, took = _read_until_closed(sock)

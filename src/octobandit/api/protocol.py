@@ -72,6 +72,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_connections = settings.connection_limit()
         self._header_timer: asyncio.TimerHandle | None = None
         self._over_limit = False
+        self._headers_pending = False
         #: when the connection last became idle (no request in flight); None while busy
         self.idle_since: float | None = None
 
@@ -110,10 +111,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.idle_since = None
-        if self._header_timer is None:
-            self._arm_header_timer()
+        self._headers_pending = True
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # a request whose headers came whole in one read needs no timer (the usual case)
+        if self._headers_pending and self._header_timer is None:
+            if not self.transport.is_closing():
+                self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
+        self._headers_pending = False
         self._disarm_header_timer()
         if not self._over_limit:
             super().on_headers_complete()
