@@ -116,9 +116,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         # a request whose headers came whole in one read needs no timer (the usual case)
-        if self._headers_pending and self._header_timer is None:
-            if not self.transport.is_closing():
-                self._arm_header_timer()
+        pending = self._headers_pending and self._header_timer is None
+        if pending and not self.transport.is_closing():
+            self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
         self._headers_pending = False
