@@ -47,9 +47,35 @@ def serve(
         help="SQLite synchronous mode: NORMAL survives a process crash, FULL also power loss.",
     ),
     log_level: str = typer.Option("info", envvar="OCTOBANDIT_LOG_LEVEL", help="Log level."),
-) -> None:
+    allowed_hosts: str = typer.Option(
+        "",
+        envvar="OCTOBANDIT_ALLOWED_HOSTS",
+        help="Comma-separated Host names accepted besides localhost, 127.0.0.1 and [::1] "
+        "when bound to a loopback address ('*': any). Others get 403 (DNS rebinding).",
+    ),
+    header_timeout: float = typer.Option(
+        10.0, min=0, envvar="OCTOBANDIT_HEADER_TIMEOUT",
+        help="Seconds for a request's headers to arrive (0: none); then 408 and close.",
+    ),
+    body_timeout: float = typer.Option(
+        30.0, min=0, envvar="OCTOBANDIT_BODY_TIMEOUT",
+        help="Seconds for a request's body to arrive (0: none); then 408 and close.",
+    ),
+    keep_alive_timeout: float = typer.Option(
+        5.0, min=0.1, envvar="OCTOBANDIT_KEEP_ALIVE_TIMEOUT",
+        help="Seconds an idle keep-alive connection stays open.",
+    ),
+    max_connections: int = typer.Option(
+        0, min=0, envvar="OCTOBANDIT_MAX_CONNECTIONS",
+        help="Open connections per worker; beyond it the longest-idle connection is closed, or "
+        "if all are busy the request gets 503 (0: the open-file limit minus 64, 16 to 1024).",
+    ),
+) -> None:  # fmt: skip
     """Run the HTTP service (REST API at /v1, interactive docs at /docs)."""
     import uvicorn
+
+    from octobandit.api.guards import is_loopback_address
+    from octobandit.api.protocol import PROTOCOL
 
     synchronous = synchronous.upper()
     if synchronous not in {"NORMAL", "FULL", "EXTRA"}:
@@ -60,9 +86,21 @@ def serve(
         OCTOBANDIT_SQLITE_SYNCHRONOUS=synchronous,
         OCTOBANDIT_HOST=host,
         OCTOBANDIT_PORT=str(port),
+        OCTOBANDIT_ALLOWED_HOSTS=allowed_hosts,
+        OCTOBANDIT_HEADER_TIMEOUT=str(header_timeout),
+        OCTOBANDIT_BODY_TIMEOUT=str(body_timeout),
+        OCTOBANDIT_KEEP_ALIVE_TIMEOUT=str(keep_alive_timeout),
+        OCTOBANDIT_MAX_CONNECTIONS=str(max_connections),
     )
     from octobandit.config import Settings
     from octobandit.errors import StorageUnusable
+
+    if not is_loopback_address(host):
+        typer.echo(
+            f"WARNING: listening on {host}, not a loopback address: anyone who can reach it "
+            "can read, change and delete every experiment (the API has no authentication yet).",
+            err=True,
+        )
     from octobandit.storage import SQLiteStorage
 
     settings = Settings.from_env()
@@ -84,6 +122,8 @@ def serve(
         workers=workers,
         log_level=log_level.lower(),
         access_log=False,
+        http=PROTOCOL,
+        timeout_keep_alive=keep_alive_timeout,  # type: ignore[arg-type]  # float is fine
     )
 
 

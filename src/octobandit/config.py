@@ -12,11 +12,20 @@
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
 | ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | WAL size above which a writer checkpoints and truncates it |
 | ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | WAL size at which writers wait for a checkpoint (the bound) |
+| ``OCTOBANDIT_ALLOWED_HOSTS`` | empty | more ``Host`` names for a loopback bind (``*``: any) |
+| ``OCTOBANDIT_HEADER_TIMEOUT`` | ``10`` | seconds for a request's headers to arrive |
+| ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
+| ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
+| ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
+
+The automatic connection limit is the open-file limit minus 64 (kept for the
+database and the listening socket), at most 1,024 and at least 16.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 
 
@@ -32,6 +41,20 @@ class Settings:
     tick_seconds: float = 1.0
     wal_soft_mb: float = 16.0
     wal_max_mb: float = 64.0
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 0
+
+    def connection_limit(self) -> int:
+        """``max_connections``, or the automatic limit when it is 0."""
+        if self.max_connections > 0:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 1024
+        return max(16, min(1024, soft - 64))
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,4 +71,13 @@ class Settings:
             tick_seconds=float(env.get("OCTOBANDIT_TICK_SECONDS", cls.tick_seconds)),
             wal_soft_mb=float(env.get("OCTOBANDIT_WAL_SOFT_MB", cls.wal_soft_mb)),
             wal_max_mb=float(env.get("OCTOBANDIT_WAL_MAX_MB", cls.wal_max_mb)),
+            allowed_hosts=tuple(
+                h.strip() for h in env.get("OCTOBANDIT_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
+            header_timeout=float(env.get("OCTOBANDIT_HEADER_TIMEOUT", cls.header_timeout)),
+            body_timeout=float(env.get("OCTOBANDIT_BODY_TIMEOUT", cls.body_timeout)),
+            keep_alive_timeout=float(
+                env.get("OCTOBANDIT_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)
+            ),
+            max_connections=int(env.get("OCTOBANDIT_MAX_CONNECTIONS", cls.max_connections)),
         )

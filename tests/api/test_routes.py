@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+JSON_CT = {"content-type": "application/json"}
+
 ARMS = [{"id": "a", "payload": {"text": "Buy"}}, {"id": "b"}, {"id": "c", "payload": 3}]
 
 
@@ -300,10 +302,10 @@ def test_reward_errors_and_all_or_nothing(client: TestClient) -> None:
         client.post(url, json={"decision_id": d["decision_id"], "reward": 1.5}), 422
     )
     error(client.post(url, json={"decision_id": d["decision_id"], "reward": -0.1}), 422)
-    error(client.post(url, content=b'{"arm_id": "a", "reward": 1e999}'), 422)
+    error(client.post(url, content=b'{"arm_id": "a", "reward": 1e999}', headers=JSON_CT), 422)
     for bad in (b"NaN", b"Infinity", b"-Infinity"):
         body = b'{"arm_id": "a", "reward": ' + bad + b"}"
-        assert "finite" in error(client.post(url, content=body), 422, "invalid")
+        assert "finite" in error(client.post(url, content=body, headers=JSON_CT), 422, "invalid")
     error(client.post(url, json={"arm_id": "a", "reward": "1"}), 422)
     error(client.post(url, json={"arm_id": "a", "reward": 1, "count": 0}), 422)
     error(client.post(url, json={"decision_id": d["decision_id"], "reward": 1, "count": 2}), 422)
@@ -353,19 +355,35 @@ def test_stats_shape_and_wilson_interval(client: TestClient) -> None:
 def test_protocol_errors_are_json(client: TestClient) -> None:
     error(client.get("/nope"), 404, "not_found")
     error(client.put("/v1/experiments"), 405, "method_not_allowed")
-    error(client.post("/v1/experiments", content=b"{not json"), 400, "invalid_json")
+    error(
+        client.post("/v1/experiments", content=b"{not json", headers=JSON_CT), 400, "invalid_json"
+    )
     create(client)
-    error(client.post("/v1/experiments/exp/decisions", content=b"{not json"), 400, "invalid_json")
-    error(client.post("/v1/experiments/exp/rewards", content=b"[1,2"), 400, "invalid_json")
+    error(
+        client.post("/v1/experiments/exp/decisions", content=b"{not json", headers=JSON_CT),
+        400,
+        "invalid_json",
+    )
+    error(
+        client.post("/v1/experiments/exp/rewards", content=b"[1,2", headers=JSON_CT),
+        400,
+        "invalid_json",
+    )
     big = b'{"rewards": [' + b",".join([b'{"arm_id": "a", "reward": 1}'] * 40000) + b"]}"
-    error(client.post("/v1/experiments/exp/rewards", content=big), 413, "too_large")
+    error(
+        client.post("/v1/experiments/exp/rewards", content=big, headers=JSON_CT), 413, "too_large"
+    )
 
     def chunks() -> Any:
         for _ in range(40):
             yield b" " * 32768
 
-    error(client.post("/v1/experiments/exp/rewards", content=chunks()), 413, "too_large")
-    error(client.post("/v1/experiments", content=chunks()), 413, "too_large")
+    error(
+        client.post("/v1/experiments/exp/rewards", content=chunks(), headers=JSON_CT),
+        413,
+        "too_large",
+    )
+    error(client.post("/v1/experiments", content=chunks(), headers=JSON_CT), 413, "too_large")
     many = {"rewards": [{"arm_id": "a", "reward": 1}] * 10001}
     error(client.post("/v1/experiments/exp/rewards", json=many), 422)
 
@@ -410,10 +428,11 @@ def test_conclusion_and_history_routes(client: TestClient, engine: Any) -> None:
     assert c["met"] is True and c["winner"] == "b"
     assert sum(a["prob_best"] for a in c["arms"]) == pytest.approx(1.0)
     error(client.get("/v1/experiments/nope/conclusion"), 404)
-    assert client.get("/v1/experiments/exp/history").json()["at"] == []
+    first = client.get("/v1/experiments/exp/history").json()  # taken at creation
+    assert first["reason"] == ["created"] and first["arms"]["b"]["rewards"] == [0]
     engine.tick(now=engine._clock() + 61)
     h = client.get("/v1/experiments/exp/history?limit=5").json()
-    assert len(h["at"]) == 1 and h["arms"]["b"]["prob_best"][0] > 0.95
+    assert h["reason"] == ["created", "interval"] and h["arms"]["b"]["prob_best"][1] > 0.95
     error(client.get("/v1/experiments/exp/history?limit=0"), 422)
     r = client.patch("/v1/experiments/exp", json={"stopping": {"auto_conclude": True}})
     assert (

@@ -18,14 +18,17 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 import octobandit
-from octobandit.api.hot import DataPlane, error_response, json_response, openapi_paths
+from octobandit.api.docs import install_docs
+from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_address
+from octobandit.api.hot import DataPlane, error_response, json_response
 from octobandit.api.limits import BodyLimit
+from octobandit.api.openapi import openapi_document
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
 from octobandit.errors import OctobanditError, StorageUnavailable
@@ -138,6 +141,14 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> DataPlane:
     """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``.
 
@@ -176,11 +187,15 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         title="octobandit",
         version=octobandit.__version__,
         description="Adaptive experiments (multi-armed bandits) over HTTP.",
+        docs_url=None,  # served from the package's own files: see install_docs
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.committer = committer
     call = committer.call  # every engine call runs on the storage thread
+    app.add_middleware(JsonDepthLimit, max_depth=engine.limits.max_json_depth)
     app.add_middleware(BodyLimit, limit=engine.limits.max_body_bytes)
+    install_docs(app)
 
     @app.exception_handler(OctobanditError)
     async def _domain_error(request: Request, exc: OctobanditError) -> Response:
@@ -202,8 +217,19 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        codes = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}
+        response = error_response(
+            exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail)
+        )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["allow"] = ", ".join(_allowed_methods(app, request.url.path))
+        return response
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> Response:
+        """A bug: JSON like every other answer (Starlette would send plain text)."""
+        return error_response(500, "internal", "internal error")
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> Response:
@@ -297,20 +323,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            paths, components = openapi_paths()
-            schema.setdefault("paths", {}).update(paths)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_document(app, engine.limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return DataPlane(app, committer)
+    hosts = allowed_host_set(settings.allowed_hosts) if is_loopback_address(settings.host) else None
+    body_timeout = settings.body_timeout if settings.body_timeout > 0 else None
+    return DataPlane(app, committer, hosts=hosts, body_timeout=body_timeout)
 
 
 async def _snapshots(committer: GroupCommitter, every: float) -> None:

@@ -15,10 +15,13 @@ import logging
 from typing import Any
 
 import msgspec
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from octobandit.api.jsondepth import too_deep, too_deep_message
 from octobandit.engine import GroupCommitter, RewardItem
+from octobandit.engine.core import Limits
 from octobandit.errors import OctobanditError
 
 
@@ -125,12 +128,27 @@ class DataPlane:
 
     PREFIX = "/v1/experiments/"
 
-    def __init__(self, app: ASGIApp, committer: GroupCommitter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        committer: GroupCommitter,
+        *,
+        hosts: frozenset[str] | None = None,
+        body_timeout: float | None = None,
+    ) -> None:
+        from octobandit.api.guards import Guard
+
         self.app = app
         self.committer = committer
         self.limit = committer.engine.limits.max_body_bytes
+        self.max_depth = committer.engine.limits.max_json_depth
+        #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost
+        self.entry = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith(self.PREFIX):
@@ -144,8 +162,10 @@ class DataPlane:
         self, scope: Scope, receive: Receive, send: Send, experiment_id: str, action: str
     ) -> None:
         status, body = 200, b""
+        headers = [_JSON]
         try:
             if scope["method"] != "POST":
+                headers.append((b"allow", b"POST"))
                 raise _Reject(405, "method_not_allowed", "Method Not Allowed")
             raw = await self._body(scope, receive)
             if action == "decisions":
@@ -154,6 +174,9 @@ class DataPlane:
                 body = _encode(await self._reward(experiment_id, raw))
         except _Reject as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
+        except HTTPException as exc:  # raised by a guard's receive (body deadline)
+            code = {408: "timeout", 413: "too_large"}.get(exc.status_code, "bad_request")
+            status, body = exc.status_code, error_body(code, str(exc.detail))
         except OctobanditError as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
         except Exception:
@@ -163,7 +186,7 @@ class DataPlane:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -188,7 +211,10 @@ class DataPlane:
                 raise too_large
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                if too_deep(raw, self.max_depth):
+                    raise _Reject(400, "too_deep", too_deep_message(self.max_depth))
+                return raw
 
     async def _decide(self, experiment_id: str, raw: bytes) -> Any:
         try:
@@ -216,8 +242,9 @@ class DataPlane:
         return {"accepted": result.accepted, "duplicates": result.duplicates}
 
 
-def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+def openapi_paths(limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """OpenAPI path items and component schemas of the data-plane routes."""
+    limits = limits or Limits()
     (req_d, dec, batch, req_r, ans, err), components = msgspec.json.schema_components(
         [DecisionRequest, Decision, DecisionBatch, RewardRequest, RewardAnswer, ErrorBody],
         ref_template="#/components/schemas/{name}",
@@ -226,8 +253,17 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "name": "experiment_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$", "maxLength": 64},
     }
+    dprops = components["DecisionRequest"]["properties"]
+    dprops["n"]["anyOf"][0].update(minimum=1, maximum=limits.max_decisions_per_request)
+    dprops["unit_id"]["anyOf"][0].update(minLength=1, maxLength=limits.max_unit_id_chars)
+    dprops["context"]["description"] = (
+        f"the declared features (object or vector); at most {limits.max_context_bytes} bytes"
+        " as compact JSON"
+    )
+    rprops = components["RewardRequest"]["properties"]
+    rprops["rewards"]["anyOf"][0]["maxItems"] = limits.max_rewards_per_request
 
     def errors(*codes: int) -> dict[str, Any]:
         return {
@@ -250,6 +286,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 "parameters": [param],
                 "requestBody": {
                     "required": False,
+                    "description": "may be empty (then Content-Type may be omitted)",
                     "content": {"application/json": {"schema": req_d}},
                 },
                 "responses": {
@@ -257,7 +294,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                         "description": "the decision(s)",
                         "content": {"application/json": {"schema": {"anyOf": [dec, batch]}}},
                     },
-                    **errors(400, 404, 409, 413, 422),
+                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500),
                 },
             }
         },
@@ -282,7 +319,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                         "description": "how many rewards were accepted",
                         "content": {"application/json": {"schema": ans}},
                     },
-                    **errors(400, 404, 413, 422),
+                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500),
                 },
             }
         },

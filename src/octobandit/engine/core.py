@@ -50,6 +50,7 @@ from octobandit.engine.conclusions import (
 from octobandit.engine.context import context_vector, parse_features
 from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
 from octobandit.engine.priors import centred, check_stats, prior_pseudo_counts, prior_stats
+from octobandit.engine.sizes import check_size, json_size
 from octobandit.engine.state import encode_state, load_state
 from octobandit.errors import (
     BadRequest,
@@ -75,6 +76,7 @@ from octobandit.storage.base import (
     decode_json,
 )
 
+log = logging.getLogger("octobandit.engine")
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 log = logging.getLogger("octobandit.engine")
@@ -92,6 +94,14 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_unit_id_chars: int = 256
     max_name_chars: int = 200
+    #: an arm's payload, serialised as compact JSON
+    max_payload_bytes: int = 8 * 1024
+    #: a decision's context, serialised as compact JSON
+    max_context_bytes: int = 64 * 1024
+    #: what one decision request may answer (n × largest payload) or log (n × context)
+    max_decision_bytes: int = 1 << 20
+    #: nesting of arrays and objects in a request body
+    max_json_depth: int = 32
 
 
 @dataclass(slots=True)
@@ -136,6 +146,7 @@ class _Live:
             arm_ids=[a.arm_id for a in arms],
             index={a.arm_id: i for i, a in enumerate(arms)},
             payloads=[a.payload for a in arms],
+            payload_bytes=max((json_size(a.payload) for a in arms), default=0),
             enabled=enabled,
             decisions=[a.decisions for a in arms],
             n=np.array([a.rewards for a in arms], dtype=np.float64),
@@ -148,6 +159,8 @@ class _Live:
     prior: ArmStats | None = None
     #: context size (declared features), 0 without declared features
     dim: int = 0
+    #: the largest arm payload, serialised (bytes)
+    payload_bytes: int = 0
     #: a stateful policy's state, shape (1, K, ...) per array
     state: dict[str, FloatArray] | None = None
     state_dirty: bool = False
@@ -344,6 +357,7 @@ class Engine:
         ]
         seen: set[str] = set()
         for i, arm in enumerate(arms):
+            check_size(arm.payload, self.limits.max_payload_bytes, f"arms[{i}].payload")
             if arm.arm_id in seen:
                 raise InvalidInput(f"duplicate arm id {arm.arm_id!r}", field=f"arms[{i}].id")
             seen.add(arm.arm_id)
@@ -358,8 +372,15 @@ class Engine:
             arms=arms,
             options=options,
         )
+        try:  # the history starts at creation, not one snapshot interval later
+            first = Snapshot(record.id, ts, "created", snapshot_data(record))
+        except Exception:  # a summary bug must not refuse the experiment; the tick retries
+            log.exception("no creation snapshot for %s", record.id)
+            first = None
         self.storage.create_experiment(record)
         self._live.pop(experiment_id, None)
+        if first is not None:
+            self.storage.add_snapshot(first)
         return record
 
     def get_experiment(self, experiment_id: str) -> ExperimentRecord:
@@ -436,6 +457,7 @@ class Engine:
             )
         ts = self._clock()
         arm = _arm_record(spec, "body", ts, record.reward_type, record.policy)
+        check_size(arm.payload, self.limits.max_payload_bytes, "payload")
         self.storage.add_arm(experiment_id, arm, ts)
         self._live.pop(experiment_id, None)
         return arm
@@ -447,6 +469,8 @@ class Engine:
             raise InvalidInput(f"unknown or read-only fields {sorted(unknown)}", field="body")
         if "enabled" in changes and not isinstance(changes["enabled"], bool):
             raise InvalidInput("must be true or false", field="enabled")
+        if "payload" in changes:
+            check_size(changes["payload"], self.limits.max_payload_bytes, "payload")
         arm = self._arm(experiment_id, arm_id)
         if arm.deleted and changes.get("enabled"):
             raise Conflict(f"arm {arm_id!r} was deleted and cannot be enabled", code="arm_deleted")
@@ -729,6 +753,15 @@ class Engine:
                 )
             if op.n is not None:
                 raise InvalidInput("a sticky decision (unit_id) is a single decision", field="n")
+        if op.context is not None:
+            size = check_size(op.context, self.limits.max_context_bytes, "context")
+            if (op.n or 1) * size > self.limits.max_decision_bytes:
+                raise InvalidInput(
+                    f"n × context is {(op.n or 1) * size} bytes, over the"
+                    f" {self.limits.max_decision_bytes}-byte limit of one request:"
+                    " ask for fewer decisions or send a smaller context",
+                    field="n",
+                )
 
     def _load(self, tx: BatchTx, experiment_id: str) -> _Live:
         live = self._live.get(experiment_id)
@@ -759,6 +792,22 @@ class Engine:
             for i, _ in group:
                 results[i] = exc
             return
+        budget = self.limits.max_decision_bytes
+        if live.payload_bytes and any((op.n or 1) * live.payload_bytes > budget for _, op in group):
+            valid = []
+            for i, op in group:
+                if (op.n or 1) * live.payload_bytes > budget:
+                    results[i] = InvalidInput(
+                        f"n × payload (the largest arm payload is {live.payload_bytes} bytes)"
+                        f" would answer more than {budget} bytes: ask for at most"
+                        f" {max(1, budget // live.payload_bytes)} decisions",
+                        field="n",
+                    )
+                else:
+                    valid.append((i, op))
+            group = valid
+            if not group:
+                return
         features = live.record.options.get("context_features")
         if features is not None:
             valid = []
