@@ -34,15 +34,17 @@ ARMS = ["a", "b", "c"]
 
 
 def _load_fold() -> Any:
+    """The event-log fold of tests/engine/test_event_log.py (one definition for both)."""
     path = Path(__file__).resolve().parents[1] / "engine" / "test_event_log.py"
     spec = importlib.util.spec_from_file_location("_event_log_fold", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.fold
+    return module
 
 
-fold = _load_fold()
+_fold_module = _load_fold()
+fold, stored_row = _fold_module.fold, _fold_module.stored_row
 
 
 @dataclass
@@ -174,8 +176,6 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
             record = storage.get_experiment(exp)
             assert record is not None
             for arm in record.arms:
-                stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
-                stored += arm.ips or [0.0] * 6
-                assert folded[(exp, arm.arm_id)] == stored, (exp, arm.arm_id)
+                assert folded[(exp, arm.arm_id)] == stored_row(arm), (exp, arm.arm_id)
     finally:
         storage.close()

@@ -12,10 +12,16 @@ import pytest
 
 from octobandit.engine import Engine, RewardItem
 from octobandit.errors import OctobanditError
-from octobandit.storage import Event, SQLiteStorage
+from octobandit.storage import ArmRecord, Event, SQLiteStorage
 
 ZERO = [0, 0.0, 0.0, 0.0] + [0.0] * 13 + [0.0]
 SHIFT = 4 + 13
+
+
+def stored_row(arm: ArmRecord) -> list[float]:
+    """An arm's stored statistics in the layout of :func:`fold`."""
+    row = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
+    return row + (arm.ips or [0.0] * 13) + [arm.shift]
 
 
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
@@ -104,9 +110,7 @@ def test_fold_equals_stored_statistics(engine: Engine) -> None:
     folded = fold(list(engine.storage.events()))
     for exp_id in ("bin", "cont"):
         for arm in engine.get_experiment(exp_id).arms:
-            stored = [arm.decisions, arm.rewards, arm.reward_sum, arm.reward_sq_sum]
-            stored += (arm.ips or [0.0] * 13) + [arm.shift]
-            assert folded[(exp_id, arm.arm_id)] == stored  # exact, not approximate
+            assert folded[(exp_id, arm.arm_id)] == stored_row(arm)  # exact, not approximate
 
 
 def test_a_database_without_the_shift_column_opens_with_plain_squares(tmp_path: Path) -> None:
