@@ -12,8 +12,12 @@ with the run's summary.
 
 Schema-valid data must be accepted (``positive_data_acceptance``) everywhere except
 where validity depends on the experiment, which no schema can say: a reward or
-arm statistics outside [0, 1] are refused by a binary experiment only, so those
-two operations may also answer 422 to schema-valid data (``CONFIG``).
+arm statistics outside [0, 1] are refused by a binary experiment only; a
+policy's parameters (sitting beside its ``type``) and their ranges depend on the
+policy family and the reward type, and an arm's prior on the reward type. So
+rewards, arm statistics, creating or patching an experiment and adding an arm
+may also answer 422 to schema-valid data (``CONFIG``); every other check stays
+on for them.
 
 A hooks module seeds an experiment (``seed``, arms ``a``, ``b``, ``c``) so that
 half of the generated path parameters name a real experiment and arm; DELETE
@@ -49,6 +53,21 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-path = "/v1/experiments/{experiment_id}/arms/{arm_id}/stats"
 include-method = "PUT"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-path = "/v1/experiments"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-path = "/v1/experiments/{experiment_id}"
+include-method = "PATCH"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-path = "/v1/experiments/{experiment_id}/arms"
+include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
 

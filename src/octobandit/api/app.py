@@ -109,7 +109,7 @@ class PolicyPatch(BaseModel):
 
 
 class ExperimentPatch(_Strict):
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["running", "paused"] | None = None
     policy: PolicyPatch | None = None
     stopping: StoppingIn | None = None

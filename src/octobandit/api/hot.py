@@ -263,7 +263,7 @@ def openapi_paths(limits: Limits | None = None) -> tuple[dict[str, Any], dict[st
         " as compact JSON"
     )
     rprops = components["RewardRequest"]["properties"]
-    rprops["rewards"]["anyOf"][0]["maxItems"] = limits.max_rewards_per_request
+    rprops["rewards"]["anyOf"][0].update(minItems=1, maxItems=limits.max_rewards_per_request)
 
     def errors(*codes: int) -> dict[str, Any]:
         return {
@@ -294,7 +294,7 @@ def openapi_paths(limits: Limits | None = None) -> tuple[dict[str, Any], dict[st
                         "description": "the decision(s)",
                         "content": {"application/json": {"schema": {"anyOf": [dec, batch]}}},
                     },
-                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500),
+                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500, 503),
                 },
             }
         },
@@ -319,7 +319,7 @@ def openapi_paths(limits: Limits | None = None) -> tuple[dict[str, Any], dict[st
                         "description": "how many rewards were accepted",
                         "content": {"application/json": {"schema": ans}},
                     },
-                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500),
+                    **errors(400, 403, 404, 408, 409, 413, 415, 422, 500, 503),
                 },
             }
         },

@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from octobandit.api.hot import openapi_paths
 from octobandit.engine.conclusions import MIN_SNAPSHOT_INTERVAL
 from octobandit.engine.core import ARM_ID, EXPERIMENT_ID, Limits
+from octobandit.policies import POLICIES
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 _NUM = {"type": "number"}
@@ -237,6 +238,8 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
     for model in ("ExperimentIn", "ExperimentPatch"):
         constrain(prop(model, "name"), maxLength=limits.max_name_chars)
     constrain(prop("ExperimentIn", "arms"), maxItems=limits.max_arms)
+    for model in ("PolicyIn", "PolicyPatch"):
+        constrain(prop(model, "type"), enum=sorted(POLICIES))
     for model in ("ExperimentIn", "ExperimentPatch"):
         constrain(prop(model, "snapshot_interval"), minimum=MIN_SNAPSHOT_INTERVAL)
     constrain(prop("ArmIn", "id"), pattern=f"^{ARM_ID.pattern}$", maxLength=128)

@@ -424,7 +424,12 @@ class Engine:
             kind = patch.get("type", current.policy["type"])
             merged = {**current.policy, **patch} if kind == current.policy["type"] else dict(patch)
             new_policy = make_policy(merged, current.reward_type)
-            _check_contextual(new_policy, current.options)
+            if new_policy.contextual and not current.options.get("context_features"):
+                raise Conflict(  # the experiment's state, not the body, is what's missing
+                    f"policy {new_policy.type!r} needs context features, and experiment"
+                    f" {experiment_id!r} declares none (create a new experiment with them)",
+                    code="needs_context",
+                )
             out["policy"] = new_policy.params()
             if kind != current.policy["type"]:
                 out["policy_state"] = None  # another family: its state starts afresh
