@@ -6,8 +6,11 @@ the repository root, with the project installed (``pip install -e . orjson``):
     python bench/http.py [--duration 10] [--rounds 3] [--connections 32] [--threads 2]
     python bench/http.py --quick          # 2 s runs, 2 rounds: checks that it works
 
-Both servers run under the same uvicorn settings (one worker, uvloop, httptools,
-no access log) on 127.0.0.1 and are loaded by the same wrk command. In every
+The service runs exactly as users start it, ``octobandit serve`` (one worker, its
+defaults: uvloop, httptools with the header timeout and connection limit, the
+Host and content-type guards, no access log); the bare endpoint runs under plain
+uvicorn (one worker, uvloop, httptools, no access log). Both listen on 127.0.0.1
+and are loaded by the same wrk command. In every
 round each endpoint kind of the service runs right after a run of the bare
 endpoint (bare, kind, bare, kind, ...; the kinds' order rotates from round to
 round so that no kind always runs first or last):
@@ -231,6 +234,15 @@ def uvicorn_cmd(target: str, port: int, factory: bool = False) -> list[str]:
     return [*cmd, "--factory"] if factory else cmd
 
 
+def serve_cmd(port: int, db: Path) -> list[str]:
+    """The service exactly as users run it: ``octobandit serve`` (one worker, its defaults)."""
+    exe = Path(sys.executable).with_name("octobandit")
+    return [
+        str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db),
+        "--workers", "1", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def make_decisions(client: httpx.Client, exp: str, count: int, path: Path) -> None:
     """``count`` decisions in ``exp`` (1,000 per request), their ids written to ``path``."""
     with path.open("w") as f:
@@ -273,7 +285,7 @@ def main() -> None:
         "PYTHONPATH": str(HERE / "baseline"),
     }
     bare = start(uvicorn_cmd("bare_app:app", bare_port), env)
-    svc = start(uvicorn_cmd("octobandit.api.app:app_from_env", svc_port, factory=True), env)
+    svc = start(serve_cmd(svc_port, work / "bench.db"), env)
     svc_url, bare_url = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
     bases = ["bare", BARE_READING] if "decide_reward" in kinds else ["bare"]
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in [*bases, *kinds]}

@@ -9,6 +9,7 @@
 | ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
+| ``OCTOBANDIT_REFRESH_SECONDS`` | ``0.05`` | how often, at most, rewards under load recompute the selection distribution (``0``: after every group) |
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
 | ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | WAL size above which a writer checkpoints and truncates it |
 | ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | WAL size at which writers wait for a checkpoint (the bound) |
@@ -39,6 +40,7 @@ class Settings:
     seed: int | None = None
     log_level: str = "info"
     tick_seconds: float = 1.0
+    refresh_seconds: float = 0.05
     wal_soft_mb: float = 16.0
     wal_max_mb: float = 64.0
     allowed_hosts: tuple[str, ...] = ()
@@ -69,6 +71,7 @@ class Settings:
             seed=int(seed) if seed else None,
             log_level=env.get("OCTOBANDIT_LOG_LEVEL", cls.log_level),
             tick_seconds=float(env.get("OCTOBANDIT_TICK_SECONDS", cls.tick_seconds)),
+            refresh_seconds=float(env.get("OCTOBANDIT_REFRESH_SECONDS", cls.refresh_seconds)),
             wal_soft_mb=float(env.get("OCTOBANDIT_WAL_SOFT_MB", cls.wal_soft_mb)),
             wal_max_mb=float(env.get("OCTOBANDIT_WAL_MAX_MB", cls.wal_max_mb)),
             allowed_hosts=tuple(

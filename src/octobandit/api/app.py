@@ -166,6 +166,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 wal_max_mb=settings.wal_max_mb,
             ),
             seed=settings.seed,
+            refresh_interval=settings.refresh_seconds,
         )
     committer = GroupCommitter(engine)
 

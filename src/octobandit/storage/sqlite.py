@@ -317,13 +317,16 @@ class SQLiteBatch:
         self, experiment_id: str, unit_ids: Sequence[str]
     ) -> dict[str, tuple[str, float]]:
         out: dict[str, tuple[str, float]] = {}
-        for unit in unit_ids:
-            row = self._db.execute(
-                "SELECT arm_id, propensity FROM assignments WHERE experiment_id=? AND unit_id=?",
-                (experiment_id, unit),
-            ).fetchone()
-            if row is not None:
-                out[unit] = (row[0], row[1])
+        units = list(dict.fromkeys(unit_ids))
+        for start in range(0, len(units), 500):  # one look-up per 500 units of the group
+            chunk = units[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for unit, arm_id, propensity in self._db.execute(
+                "SELECT unit_id, arm_id, propensity FROM assignments"
+                f" WHERE experiment_id=? AND unit_id IN ({marks})",
+                [experiment_id, *chunk],
+            ):
+                out[unit] = (arm_id, propensity)
         return out
 
     def save_assignments(self, experiment_id: str, rows: Iterable[tuple[str, str, float]]) -> None:
