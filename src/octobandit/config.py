@@ -9,7 +9,7 @@
 | ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
-| ``OCTOBANDIT_REFRESH_SECONDS`` | ``0.05`` | least seconds between recomputed selection distributions |
+| ``OCTOBANDIT_REFRESH_SECONDS`` | ``0.05`` | seconds between selection-distribution refreshes |
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
 | ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | WAL size above which a writer checkpoints and truncates it |
 | ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | WAL size at which writers wait for a checkpoint (the bound) |

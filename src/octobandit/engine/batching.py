@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,7 +36,9 @@ class GroupCommitter:
         self.engine = engine
         self.max_group = max_group
         self._pending: _Group = []
-        self._busy = False  # a group is scheduled or running
+        self._busy = False  # the storage thread is draining, or about to be woken
+        self._calls: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._lock = threading.Lock()  # guards the queues and _busy (loop and storage thread)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
@@ -47,9 +51,20 @@ class GroupCommitter:
         return self._executor
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` (an engine call) on the storage thread."""
+        """Run ``fn(*args, **kwargs)`` (an engine call) on the storage thread.
+
+        Calls take turns with the data plane's groups, so sustained traffic never
+        starves the control plane.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._calls.append((functools.partial(fn, *args, **kwargs), future))
+            start = not self._busy
+            self._busy = True
+        if start:
+            self._start()
+        return await future
 
     def close(self) -> None:
         """Finish the storage thread's work and stop it."""
@@ -60,10 +75,12 @@ class GroupCommitter:
     async def submit(self, op: Op) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((op, future))
-        if not self._busy:
+        with self._lock:
+            self._pending.append((op, future))
+            start = not self._busy
             self._busy = True
-            loop.call_soon(self._flush)  # after the requests that are ready alongside
+        if start:  # after the requests that are ready alongside, so that they form a group
+            loop.call_soon(self._start)
         return await future
 
     async def decide(
@@ -80,40 +97,80 @@ class GroupCommitter:
         result: RewardResult = await self.submit(RewardOp(experiment_id, items))
         return result
 
-    def _flush(self) -> None:
-        """Hand the next group to the storage thread (runs on the event loop)."""
-        if not self._pending:
-            self._busy = False
-            return
-        group = self._pending[: self.max_group]
-        del self._pending[: self.max_group]
+    def _start(self) -> None:
+        """Wake the storage thread for the pending work (runs on the event loop)."""
         try:
-            done = self.executor.submit(self.engine.execute, [op for op, _ in group])
+            self.executor.submit(self._drain)
         except RuntimeError as exc:  # the executor is shutting down
+            with self._lock:
+                group, self._pending, self._busy = self._pending, [], False
+                calls, self._calls = self._calls, []
             self._answer(group, exc)
-            self._busy = False
-            return
-        loop = asyncio.get_running_loop()
-        done.add_done_callback(lambda f: loop.call_soon_threadsafe(self._finished, group, f))
+            for _, waiter in calls:
+                _settle(waiter, None, exc)
 
-    def _finished(self, group: _Group, done: concurrent.futures.Future[list[Any]]) -> None:
-        """Answer a committed (or failed) group, then start the next (on the event loop)."""
-        try:
-            results = done.result()
-        except Exception as exc:  # storage failure: every request of the group fails
-            self._answer(group, exc)
-        else:
-            for (_, future), result in zip(group, results, strict=True):
-                if future.done():  # the caller went away
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
+    def _drain(self) -> None:
+        """Commit groups until nothing is pending (runs on the storage thread).
+
+        The thread takes the next group itself as soon as one is committed, while
+        the event loop answers the previous one: committing and answering overlap.
+        """
+        while True:
+            with self._lock:
+                calls, self._calls = self._calls, []
+                group = self._pending[: self.max_group]
+                del self._pending[: self.max_group]
+                if not group and not calls:
+                    self._busy = False
+                    return
+            for fn, waiter in calls:
+                try:
+                    answer: Any = fn()
+                except BaseException as exc:
+                    self._post(waiter.get_loop(), _settle, waiter, None, exc)
                 else:
-                    future.set_result(result)
-        self._flush()
+                    self._post(waiter.get_loop(), _settle, waiter, answer, None)
+            if not group:
+                continue
+            outcome: list[Any] | BaseException
+            try:
+                outcome = self.engine.execute([op for op, _ in group])
+            except Exception as exc:  # storage failure: every request of the group fails
+                outcome = exc
+            loops = {future.get_loop() for _, future in group}  # one, unless doors share us
+            for target in loops:
+                part = [i for i, (_, future) in enumerate(group) if future.get_loop() is target]
+                self._post(target, self._deliver, group, outcome, part)
+
+    @staticmethod
+    def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(fn, *args)
+
+    @staticmethod
+    def _deliver(group: _Group, outcome: list[Any] | BaseException, part: list[int]) -> None:
+        """Answer the requests ``part`` of a committed (or failed) group (on their loop)."""
+        for i in part:
+            future = group[i][1]
+            if isinstance(outcome, BaseException):
+                _settle(future, None, outcome)
+            elif isinstance(outcome[i], BaseException):
+                _settle(future, None, outcome[i])
+            else:
+                _settle(future, outcome[i], None)
 
     @staticmethod
     def _answer(group: _Group, exc: BaseException) -> None:
         for _, future in group:
             if not future.done():
                 future.set_exception(exc)
+
+
+def _settle(future: asyncio.Future[Any], answer: Any, error: BaseException | None) -> None:
+    """Give a waiting caller its answer or error, unless it went away (event loop)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(answer)
