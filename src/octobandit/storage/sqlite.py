@@ -403,10 +403,14 @@ class SQLiteBatch:
         return found
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None:
-        self._db.executemany(
+        rows = _encode(
+            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events]
+        )  # one statement for the group, as in append_decisions
+        self._db.execute(
             "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
-            " VALUES (?, ?, 'reward', ?, ?, ?, ?)",
-            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events],
+            " SELECT value->>0, value->>1, 'reward', value->>2, value->>3, value->>4, value->>5"
+            " FROM json_each(?)",
+            (rows,),
         )
 
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
