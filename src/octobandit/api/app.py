@@ -257,9 +257,9 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.delete("/v1/experiments", tags=["experiments"])
     async def delete_all(
-        confirm: bool = Query(False, description="must be true: deletes every experiment"),
+        confirm: str = Query("", description="must be `true`: deletes every experiment"),
     ) -> Response:
-        if not confirm:
+        if confirm != "true":  # exactly: not yes, 1, on ...
             return error_response(
                 400, "confirmation_required", "deleting every experiment needs ?confirm=true"
             )

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from octobandit.api.hot import openapi_paths
-from octobandit.engine.conclusions import MIN_SNAPSHOT_INTERVAL
+from octobandit.engine.conclusions import MAX_SNAPSHOT_INTERVAL, MIN_SNAPSHOT_INTERVAL
 from octobandit.engine.core import ARM_ID, EXPERIMENT_ID, Limits
 from octobandit.policies import POLICIES
 
@@ -241,11 +241,15 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
     for model in ("PolicyIn", "PolicyPatch"):
         constrain(prop(model, "type"), enum=sorted(POLICIES))
     for model in ("ExperimentIn", "ExperimentPatch"):
-        constrain(prop(model, "snapshot_interval"), minimum=MIN_SNAPSHOT_INTERVAL)
+        constrain(
+            prop(model, "snapshot_interval"),
+            minimum=MIN_SNAPSHOT_INTERVAL,
+            maximum=MAX_SNAPSHOT_INTERVAL,
+        )
     constrain(prop("ArmIn", "id"), pattern=f"^{ARM_ID.pattern}$", maxLength=128)
     constrain(prop("StoppingIn", "prob_best"), exclusiveMinimum=0, exclusiveMaximum=1)
     constrain(prop("StoppingIn", "max_expected_loss"), exclusiveMinimum=0)
-    constrain(prop("StoppingIn", "min_rewards_per_arm"), minimum=0)
+    constrain(prop("StoppingIn", "min_rewards_per_arm"), minimum=0, maximum=1e15)
     constrain(prop("ArmStatsIn", "decisions"), minimum=0)
     constrain(prop("ArmStatsIn", "rewards"), minimum=0)
     prior = prop("ArmIn", "prior")
@@ -319,7 +323,7 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
             for param in op.get("parameters", []):
                 if (path, method, param.get("name")) == ("/v1/experiments", "delete", "confirm"):
                     param["required"] = True  # without ?confirm=true: 400
-                    param["schema"] = {"type": "boolean", "enum": [True]}
+                    param["schema"] = {"type": "string", "enum": ["true"]}
                 rule = _PATH_PARAMS.get(param.get("name", ""))
                 if param.get("in") == "path" and rule is not None:
                     param["schema"] = {**param.get("schema", {}), **rule}

@@ -35,6 +35,10 @@ DEFAULT_SNAPSHOT_INTERVAL = 300.0
 MIN_SNAPSHOT_INTERVAL = 1.0
 
 
+#: the longest snapshot interval: a year
+MAX_SNAPSHOT_INTERVAL = 365 * 24 * 3600.0
+
+
 def parse_options(
     spec: Mapping[str, Any], current: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -72,11 +76,12 @@ def parse_options(
     if (
         isinstance(interval, bool)
         or not isinstance(interval, int | float)
-        or not math.isfinite(interval)
-        or interval < MIN_SNAPSHOT_INTERVAL
+        or not MIN_SNAPSHOT_INTERVAL <= interval <= MAX_SNAPSHOT_INTERVAL
     ):
         raise InvalidInput(
-            f"must be a number of seconds >= {MIN_SNAPSHOT_INTERVAL:g}", field="snapshot_interval"
+            f"must be a number of seconds from {MIN_SNAPSHOT_INTERVAL:g}"
+            f" to {MAX_SNAPSHOT_INTERVAL:g} (a year)",
+            field="snapshot_interval",
         )
     return {
         **current,  # other options (e.g. context_features) are kept: options merge
@@ -108,11 +113,17 @@ def arm_stats(
     return stats, enabled
 
 
+#: policies whose parameters (alpha, beta, mu0, kappa0, a0, b0) are the posterior's prior
+BAYESIAN_POLICIES = frozenset({"thompson", "discounted_thompson"})
+
+
 def prior_of(record: ExperimentRecord) -> dict[str, float | None]:
     """The posterior's prior: the Thompson parameters if the policy has them, else defaults.
 
     ``None`` (an unset ``mu0`` or ``b0``) means estimated from the data.
     """
+    if record.policy.get("type") not in BAYESIAN_POLICIES:  # e.g. vdbe's or linucb's alpha
+        return {}  # is an exploration parameter, not a Beta prior: the defaults
     keys = PRIOR_KEYS[record.reward_type]
     return {
         k: None if record.policy[k] is None else float(record.policy[k])
@@ -288,6 +299,14 @@ def _ips_gain(record: ExperimentRecord) -> IpsGain | None:
     return IpsGain(total, math.sqrt(n * var), round(n), round(excluded), round(n_l))
 
 
+#: why an answer fell back to the model estimate, said in its ``note``
+MODEL_NOTE = (
+    "model estimate: some rewards carry no decision propensity (rewards by arm, admin"
+    " statistics) or the policy is deterministic, so inverse-propensity weighting does not"
+    " apply; it covers every decision, including any served without exploration"
+)
+
+
 def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
     """Estimated reward gained over an equal split of the same traffic, with a 95% interval.
 
@@ -328,7 +347,11 @@ def reward_gain(record: ExperimentRecord) -> dict[str, Any]:
         estimate, se = reward_gain_vs_equal_split(
             stats, decisions, reward_type=record.reward_type, prior=prior_of(record)
         )
-        view.update(method="model", decisions_covered=sum(decisions))
+        view.update(
+            method="model",
+            decisions_covered=sum(decisions),
+            note=MODEL_NOTE,  # every decision, also any served without exploration
+        )
     ci = [_num(estimate - 1.96 * se), _num(estimate + 1.96 * se)] if math.isfinite(se) else None
     view.update(estimate=_num(estimate), se=_num(se), ci95=ci)
     return view

@@ -12,12 +12,12 @@ engine logs it as the vector.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from octobandit.errors import InvalidInput
+from octobandit.policies.linear import MAX_FEATURE
 
 FEATURE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 MAX_FEATURES = 256
@@ -44,8 +44,13 @@ def parse_features(spec: Any) -> list[str]:
 
 
 def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput("must be a finite number", field=field)
+    if not -MAX_FEATURE <= value <= MAX_FEATURE:  # also NaN, and ints beyond any float
+        raise InvalidInput(
+            f"must be a finite number in [-{MAX_FEATURE:g}, {MAX_FEATURE:g}] (scale the feature)",
+            field=field,
+        )
     return float(value)
 
 

@@ -172,6 +172,15 @@ class _Live:
         return observed if self.prior is None else observed + self.prior
 
 
+def _is_text(value: str) -> bool:
+    """Whether a string is valid Unicode text (no lone surrogate such as ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _require(mapping: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(mapping, Mapping):
         raise InvalidInput("must be an object", field=where)
@@ -331,7 +340,11 @@ class Engine:
                 field="id",
             )
         name = spec.get("name") or experiment_id
-        if not isinstance(name, str) or len(name) > self.limits.max_name_chars:
+        if (
+            not isinstance(name, str)
+            or len(name) > self.limits.max_name_chars
+            or not _is_text(name)
+        ):
             raise InvalidInput(
                 f"must be a string of at most {self.limits.max_name_chars} characters", field="name"
             )
@@ -407,7 +420,12 @@ class Engine:
         out: dict[str, Any] = {}
         if "name" in changes:
             name = changes["name"]
-            if not isinstance(name, str) or not name or len(name) > self.limits.max_name_chars:
+            if (
+                not isinstance(name, str)
+                or not name
+                or len(name) > self.limits.max_name_chars
+                or not _is_text(name)
+            ):
                 raise InvalidInput(
                     f"must be a non-empty string of at most {self.limits.max_name_chars} chars",
                     field="name",

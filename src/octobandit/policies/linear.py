@@ -121,6 +121,15 @@ def _mask(enabled: Any, shape: tuple[int, ...]) -> BoolArray:
     return mask
 
 
+#: Ranges that keep ``A_i = ridge·I + Σ x xᵀ`` well conditioned and every index finite,
+#: with context features bounded by ``MAX_FEATURE`` (|x| ≤ 10^4 in the engine): the
+#: smallest eigenvalue (≥ ridge) stays above float64 resolution of the largest
+#: (≤ ridge + n·d·10^8), so ``A_i`` is never numerically singular.
+MIN_RIDGE, MAX_RIDGE = 1e-3, 1e6
+MIN_SCALE, MAX_SCALE = 1e-6, 1e6
+MAX_FEATURE = 1e4
+
+
 class DisjointRidge(Policy):
     """Base of the disjoint linear policies: the per-arm ridge state and its updates."""
 
@@ -233,8 +242,9 @@ class LinUCB(DisjointRidge):
     reward: str = "binary"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", check_number(self.alpha, "policy.alpha", low=0.0))
-        ridge = check_number(self.ridge, "policy.ridge", low=0.0, low_open=True)
+        alpha = check_number(self.alpha, "policy.alpha", low=0.0, high=MAX_SCALE)
+        object.__setattr__(self, "alpha", alpha)
+        ridge = check_number(self.ridge, "policy.ridge", low=MIN_RIDGE, high=MAX_RIDGE)
         object.__setattr__(self, "ridge", ridge)
 
     def indices(self, state: dict[str, FloatArray], contexts: FloatArray | None) -> FloatArray:
@@ -294,8 +304,9 @@ class LinearThompson(DisjointRidge):
     reward: str = "binary"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "v", check_number(self.v, "policy.v", low=0.0, low_open=True))
-        ridge = check_number(self.ridge, "policy.ridge", low=0.0, low_open=True)
+        v = check_number(self.v, "policy.v", low=MIN_SCALE, high=MAX_SCALE)
+        object.__setattr__(self, "v", v)
+        ridge = check_number(self.ridge, "policy.ridge", low=MIN_RIDGE, high=MAX_RIDGE)
         object.__setattr__(self, "ridge", ridge)
 
     def score_distribution(

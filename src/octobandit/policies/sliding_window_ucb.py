@@ -23,6 +23,9 @@ from octobandit.policies.base import (
     ties_probabilities,
 )
 
+#: the state keeps the last ``window`` rewards of every arm: at most 10^5 of them
+MAX_WINDOW = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class SlidingWindowUCB(Policy):
@@ -77,7 +80,7 @@ class SlidingWindowUCB(Policy):
     reward: str = "binary"
 
     def __post_init__(self) -> None:
-        w = check_number(self.window, "policy.window", low=1.0)
+        w = check_number(self.window, "policy.window", low=1.0, high=MAX_WINDOW)
         if w != int(w):
             raise InvalidInput("must be an integer", field="policy.window")
         object.__setattr__(self, "window", int(w))

@@ -224,7 +224,10 @@ class InvalidRule(ValueError):
 def _number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRule(field, f"must be a number, got {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond the float range
+        x = math.inf
     if not math.isfinite(x):
         raise InvalidRule(field, f"must be finite, got {value!r}")
     return x
@@ -290,10 +293,10 @@ class StoppingRule:
         if not isinstance(self.relative_loss, bool):
             raise InvalidRule("relative_loss", f"must be true or false, got {self.relative_loss!r}")
         m = _number(self.min_rewards_per_arm, "min_rewards_per_arm")
-        if m < 0 or m != int(m):
+        if m < 0 or m != int(m) or m > 1e15:
             raise InvalidRule(
                 "min_rewards_per_arm",
-                f"must be a whole number >= 0, got {self.min_rewards_per_arm!r}",
+                f"must be a whole number from 0 to 1e15, got {self.min_rewards_per_arm!r}",
             )
         object.__setattr__(self, "prob_best", p)
         object.__setattr__(self, "max_expected_loss", loss)
