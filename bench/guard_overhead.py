@@ -2,7 +2,8 @@
 
 Calls a minimal ASGI app directly and through :class:`octobandit.api.guards.Guard`
 with a decision-like request whose body is already received (the usual case), and
-prints the best of five rounds per variant in microseconds per request:
+prints, per variant, the median and min–max over five interleaved rounds in
+microseconds per request (results in bench/results/guard_overhead.json):
 
     python bench/guard_overhead.py [--requests 100000]
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,29 +50,55 @@ async def receive() -> Any:
     return BODY
 
 
+RESULTS = Path(__file__).resolve().parent / "results" / "guard_overhead.json"
+
+
 async def send(message: Any) -> None:
     pass
 
 
-async def measure(app: Any, requests: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(requests):
-            await app(SCOPE, receive, send)
-        best = min(best, (time.perf_counter() - start) / requests)
-    return best * 1e6
+async def one_round(app: Any, requests: int) -> float:
+    start = time.perf_counter()
+    for _ in range(requests):
+        await app(SCOPE, receive, send)
+    return (time.perf_counter() - start) / requests * 1e6
 
 
-async def main(requests: int) -> None:
+async def main(requests: int, rounds: int = 5) -> None:
     hosts = allowed_host_set([])
     variants = {
         "bare app": bare,
         "guard, no body deadline": Guard(bare, hosts=hosts, body_timeout=None),
         "guard, body deadline 30 s": Guard(bare, hosts=hosts, body_timeout=30.0),
     }
-    for name, app in variants.items():
-        print(f"{name:<28} {await measure(app, requests):6.2f} µs/request")
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):  # interleaved: every variant once per round
+        for name, app in variants.items():
+            runs[name].append(await one_round(app, requests))
+    summary = {}
+    for name, values in runs.items():
+        summary[name] = {
+            "median_us": statistics.median(values),
+            "min_us": min(values),
+            "max_us": max(values),
+        }
+        s = summary[name]
+        print(f"{name:<28} {s['median_us']:6.2f} µs/request ({s['min_us']:.2f}–{s['max_us']:.2f})")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "guard_overhead",
+                "requests_per_round": requests,
+                "rounds": rounds,
+                "summary": summary,
+                "runs": runs,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Regret of Thompson sampling on one Gaussian problem expressed in three units.
 
-Run from the repository root (about 10 s):
+Run from the repository root (about 10 s; results in bench/results/unit_invariance.json):
 
     .venv/bin/python bench/unit_invariance.py [--horizon 2000] [--replications 200] [--seed 1]
 
@@ -15,6 +15,8 @@ seed every choice is the same at the three scales (common random numbers).
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from octobandit.policies import ThompsonSampling
 from octobandit.simulation.environments import Gaussian
 from octobandit.simulation.runner import simulate
 
+RESULTS = Path(__file__).resolve().parent / "results" / "unit_invariance.json"
 MEANS = np.array([0.0, 0.2, 0.5])
 SCALES = (0.01, 1.0, 100.0)
 
@@ -39,6 +42,7 @@ def main() -> None:
     gap = float(MEANS.max() - MEANS.min())
     print(f"regret / gap at T = {args.horizon}, {args.replications} replications (± 1.96 se)")
     print(f"{'prior':36s}" + "".join(f"{'x' + format(a, 'g'):>18s}" for a in SCALES))
+    table: dict[str, dict[str, dict[str, float]]] = {}
     for name, policy in priors.items():
         cells = []
         for a in SCALES:
@@ -52,7 +56,12 @@ def main() -> None:
             final = res.regret[-1] / (a * gap)
             se = final.std(ddof=1) / np.sqrt(final.size)
             cells.append(f"{final.mean():9.1f} ± {1.96 * se:5.1f}")
+            table.setdefault(name, {})[f"x{a:g}"] = {"mean": float(final.mean()), "se": se}
         print(f"{name:36s}" + "".join(f"{c:>18s}" for c in cells))
+    out = {"benchmark": "unit_invariance", "settings": vars(args), "regret_over_gap": table}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
