@@ -13,27 +13,16 @@ Beta posterior then starts at Beta(alpha, beta) under Thompson sampling.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_TOTAL, MIN_COUNT
 from octobandit.errors import InvalidInput
-from octobandit.policies.base import ArmStats
+from octobandit.policies.base import ArmStats, check_number
 
 
 def _number(value: Any, field: str, *, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput("must be a finite number", field=field)
-    try:
-        x = float(value)  # an int beyond the float range overflows
-    except OverflowError:
-        x = math.inf
-    if not math.isfinite(x):
-        raise InvalidInput("must be a finite number", field=field)
-    if low is not None and x < low:
-        raise InvalidInput(f"must be >= {low:g}", field=field)
-    return x
+    return check_number(value, field, low=low)
 
 
 def _count(value: Any, field: str, *, whole: bool = False) -> float:
