@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from fastapi.testclient import TestClient
 from octobandit.api.app import create_app
 from octobandit.config import Settings
 from octobandit.engine import Engine
+from octobandit.engine.server import EngineServer, bind
 from octobandit.storage import SQLiteStorage
 
 
@@ -26,11 +29,33 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     storage.close()
 
 
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    app = create_app(engine, Settings())
-    with TestClient(app, base_url="http://localhost") as c:
-        yield c
+@pytest.fixture(params=["in_process", "engine_process"])
+def client(request: pytest.FixtureRequest, engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """The API over the engine in this process, and over the engine's own server
+    (as ``octobandit serve`` runs it: every call crosses the engine socket)."""
+    if request.param == "in_process":
+        app = create_app(engine, Settings())
+        with TestClient(app, base_url="http://localhost") as c:
+            yield c
+        return
+    with engine_server(engine, str(tmp_path / "engine.sock")) as path:
+        app = create_app(None, Settings(engine_socket=path))
+        with TestClient(app, base_url="http://localhost") as c:
+            yield c
+
+
+@contextlib.contextmanager
+def engine_server(engine: Engine, path: str) -> Iterator[str]:
+    """An :class:`EngineServer` for ``engine`` on a thread, listening at ``path``."""
+    server = EngineServer(engine, path, tick_seconds=3600)
+    listener = bind(path)
+    thread = threading.Thread(target=server.serve, args=(listener,), daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        server.stop()
+        thread.join(timeout=10)
 
 
 def free_port() -> int:

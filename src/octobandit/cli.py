@@ -84,6 +84,7 @@ def serve(
     os.environ.update(
         OCTOBANDIT_DB=db,
         OCTOBANDIT_SQLITE_SYNCHRONOUS=synchronous,
+        OCTOBANDIT_LOG_LEVEL=log_level,
         OCTOBANDIT_HOST=host,
         OCTOBANDIT_PORT=str(port),
         OCTOBANDIT_ALLOWED_HOSTS=allowed_hosts,
@@ -92,7 +93,6 @@ def serve(
         OCTOBANDIT_KEEP_ALIVE_TIMEOUT=str(keep_alive_timeout),
         OCTOBANDIT_MAX_CONNECTIONS=str(max_connections),
     )
-    from octobandit.config import Settings
     from octobandit.errors import StorageUnusable
 
     if not is_loopback_address(host):
@@ -101,30 +101,30 @@ def serve(
             "can read, change and delete every experiment (the API has no authentication yet).",
             err=True,
         )
-    from octobandit.storage import SQLiteStorage
+    from octobandit.engine.process import EngineProcess
 
-    settings = Settings.from_env()
-    try:  # check the database and create the schema before workers start
-        SQLiteStorage(
-            db,
-            synchronous=synchronous,
-            wal_soft_mb=settings.wal_soft_mb,
-            wal_max_mb=settings.wal_max_mb,
-        ).close()
+    # the engine (policies, storage, group commits, ticks) runs in its own process, which
+    # checks the database first; every HTTP worker reaches it over a Unix socket
+    try:
+        engine = EngineProcess().start()
     except StorageUnusable as exc:
         typer.echo(f"octobandit: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    uvicorn.run(
-        "octobandit.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level.lower(),
-        access_log=False,
-        http=PROTOCOL,
-        timeout_keep_alive=keep_alive_timeout,  # type: ignore[arg-type]  # float is fine
-    )
+    os.environ["OCTOBANDIT_ENGINE_SOCKET"] = engine.socket
+    try:
+        uvicorn.run(
+            "octobandit.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level.lower(),
+            access_log=False,
+            http=PROTOCOL,
+            timeout_keep_alive=keep_alive_timeout,  # type: ignore[arg-type]  # float is fine
+        )
+    finally:
+        engine.stop()
 
 
 ENVIRONMENTS = ("bernoulli", "gaussian", "piecewise", "linear", "logistic")

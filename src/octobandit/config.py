@@ -5,7 +5,7 @@
 | ``OCTOBANDIT_HOST`` | ``127.0.0.1`` | address to listen on |
 | ``OCTOBANDIT_PORT`` | ``8000`` | port |
 | ``OCTOBANDIT_DB`` | ``octobandit.db`` | SQLite file |
-| ``OCTOBANDIT_WORKERS`` | ``1`` | worker processes sharing the database |
+| ``OCTOBANDIT_WORKERS`` | ``1`` | HTTP worker processes (sharing one engine process) |
 | ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
@@ -18,6 +18,7 @@
 | ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
 | ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
 | ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
+| ``OCTOBANDIT_ENGINE_SOCKET`` | unset | set by ``octobandit serve``: the engine process's socket |
 
 The automatic connection limit is the open-file limit minus 64 (kept for the
 database and the listening socket), at most 1,024 and at least 16.
@@ -48,6 +49,7 @@ class Settings:
     body_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
     max_connections: int = 0
+    engine_socket: str | None = None
 
     def connection_limit(self) -> int:
         """``max_connections``, or the automatic limit when it is 0."""
@@ -78,6 +80,7 @@ class Settings:
                 h.strip() for h in env.get("OCTOBANDIT_ALLOWED_HOSTS", "").split(",") if h.strip()
             ),
             header_timeout=float(env.get("OCTOBANDIT_HEADER_TIMEOUT", cls.header_timeout)),
+            engine_socket=env.get("OCTOBANDIT_ENGINE_SOCKET") or None,
             body_timeout=float(env.get("OCTOBANDIT_BODY_TIMEOUT", cls.body_timeout)),
             keep_alive_timeout=float(
                 env.get("OCTOBANDIT_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)

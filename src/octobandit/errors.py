@@ -20,6 +20,17 @@ class OctobanditError(Exception):
         if code is not None:
             self.code = code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (code, field, ...): the engine process sends errors to the doors
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[OctobanditError], message: str, state: dict[str, object]) -> OctobanditError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
+
 
 class InvalidInput(OctobanditError):
     """A value is out of range or malformed; ``field`` names it."""
@@ -56,6 +67,12 @@ class StorageUnavailable(OctobanditError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class EngineUnavailable(StorageUnavailable):
+    """The engine process does not answer (restarting, or gone): nothing was acknowledged."""
+
+    code = "engine_unavailable"
 
 
 class StorageFull(StorageUnavailable):

@@ -114,7 +114,7 @@ def test_http_group_answers_json_500_only_for_the_bad_experiment(poisoned: Engin
             )
 
     responses = asyncio.run(run())
-    app.committer.close()
+    app.backend.close()
     assert any(len(g) == 3 for g in groups), groups  # they did share a transaction
     for r in responses:
         exp_id = r.request.url.path.split("/")[3]

@@ -26,14 +26,15 @@ from starlette.responses import Response
 import octobandit
 from octobandit.api.docs import install_docs
 from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_address
-from octobandit.api.hot import DataPlane, error_response, json_response
+from octobandit.api.hot import Backend, DataPlane, error_response, json_response
 from octobandit.api.limits import BodyLimit
 from octobandit.api.openapi import openapi_document
+from octobandit.compose import build_engine
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
+from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
-from octobandit.storage import SQLiteStorage
 
 log = logging.getLogger("octobandit.api")
 
@@ -150,38 +151,38 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 
 
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> DataPlane:
-    """Build the ASGI app. Without an engine, one is made on SQLite from ``settings``.
+    """Build the ASGI app: over ``engine``, else over the engine process named by
+    ``settings.engine_socket`` (as ``octobandit serve`` runs it), else over an
+    engine made from ``settings`` in this process.
 
     The result is the data-plane front door; the FastAPI app (control plane,
-    docs, OpenAPI) sits behind it as ``.app``, the engine as ``.committer.engine``.
+    docs, OpenAPI) sits behind it as ``.app``, the engine's front as ``.backend``.
     """
     settings = settings or Settings.from_env()
-    owns_storage = engine is None
-    if engine is None:
-        engine = Engine(
-            SQLiteStorage(
-                settings.db,
-                synchronous=settings.sqlite_synchronous,
-                wal_soft_mb=settings.wal_soft_mb,
-                wal_max_mb=settings.wal_max_mb,
-            ),
-            seed=settings.seed,
-            refresh_interval=settings.refresh_seconds,
-        )
-    committer = GroupCommitter(engine)
+    owned: Engine | None = None
+    backend: Backend
+    if engine is None and settings.engine_socket:
+        backend = RemoteEngine(settings.engine_socket)
+    else:
+        if engine is None:
+            engine = owned = build_engine(settings)
+        backend = GroupCommitter(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_snapshots(committer, settings.tick_seconds))
+        task = None
+        if isinstance(backend, GroupCommitter):  # the engine process ticks by itself
+            task = asyncio.create_task(_snapshots(backend, settings.tick_seconds))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            committer.close()
-            if owns_storage:  # a clean close checkpoints and removes the WAL
-                engine.storage.close()
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            backend.close()
+            if owned is not None:  # a clean close checkpoints and removes the WAL
+                owned.storage.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -191,11 +192,11 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         docs_url=None,  # served from the package's own files: see install_docs
         redoc_url=None,
     )
-    app.state.engine = engine
-    app.state.committer = committer
-    call = committer.call  # every engine call runs on the storage thread
-    app.add_middleware(JsonDepthLimit, max_depth=engine.limits.max_json_depth)
-    app.add_middleware(BodyLimit, limit=engine.limits.max_body_bytes)
+    app.state.backend = backend
+    call = backend.call  # every engine call runs on the storage thread or the engine process
+    limits = backend.limits
+    app.add_middleware(JsonDepthLimit, max_depth=limits.max_json_depth)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     install_docs(app)
 
     @app.exception_handler(OctobanditError)
@@ -236,23 +237,24 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def healthz() -> Response:
         """``ok``, or 503 ``degraded`` with the reason (``storage_full``, ``storage_lost``).
 
-        Answered on the event loop from flags (no storage call), so it stays
-        quick while the storage thread is busy or stalled.
+        Answered from flags (no storage call), so it stays quick while the
+        storage is busy or stalled; ``engine_unavailable`` when the engine
+        process does not answer.
         """
-        problem = engine.health()
+        problem = await backend.health()
         if problem is None:
             return json_response({"status": "ok"})
         return json_response({"status": "degraded", **problem}, 503)
 
     @app.post("/v1/experiments", status_code=201, tags=["experiments"])
     async def create_experiment(body: ExperimentIn) -> Response:
-        record = await call(engine.create_experiment, _dump(body))
+        record = await call("create_experiment", _dump(body))
         return json_response(experiment_view(record), 201)
 
     @app.get("/v1/experiments", tags=["experiments"])
     async def list_experiments() -> Response:
         return json_response(
-            {"experiments": [experiment_view(r) for r in await call(engine.list_experiments)]}
+            {"experiments": [experiment_view(r) for r in await call("list_experiments")]}
         )
 
     @app.delete("/v1/experiments", tags=["experiments"])
@@ -263,56 +265,54 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             return error_response(
                 400, "confirmation_required", "deleting every experiment needs ?confirm=true"
             )
-        return json_response({"deleted": await call(engine.delete_all)})
+        return json_response({"deleted": await call("delete_all")})
 
     @app.get("/v1/experiments/{experiment_id}", tags=["experiments"])
     async def get_experiment(experiment_id: str) -> Response:
-        return json_response(experiment_view(await call(engine.get_experiment, experiment_id)))
+        return json_response(experiment_view(await call("get_experiment", experiment_id)))
 
     @app.patch("/v1/experiments/{experiment_id}", tags=["experiments"])
     async def patch_experiment(experiment_id: str, body: ExperimentPatch) -> Response:
         return json_response(
-            experiment_view(await call(engine.update_experiment, experiment_id, _dump(body)))
+            experiment_view(await call("update_experiment", experiment_id, _dump(body)))
         )
 
     @app.delete("/v1/experiments/{experiment_id}", status_code=204, tags=["experiments"])
     async def delete_experiment(experiment_id: str) -> Response:
-        await call(engine.delete_experiment, experiment_id)
+        await call("delete_experiment", experiment_id)
         return Response(status_code=204)
 
     @app.post("/v1/experiments/{experiment_id}/reset", tags=["experiments"])
     async def reset_experiment(experiment_id: str) -> Response:
-        return json_response(experiment_view(await call(engine.reset, experiment_id)))
+        return json_response(experiment_view(await call("reset", experiment_id)))
 
     @app.post("/v1/experiments/{experiment_id}/arms", status_code=201, tags=["arms"])
     async def add_arm(experiment_id: str, body: ArmIn) -> Response:
-        return json_response(arm_view(await call(engine.add_arm, experiment_id, _dump(body))), 201)
+        return json_response(arm_view(await call("add_arm", experiment_id, _dump(body))), 201)
 
     @app.patch("/v1/experiments/{experiment_id}/arms/{arm_id}", tags=["arms"])
     async def patch_arm(experiment_id: str, arm_id: str, body: ArmPatch) -> Response:
-        return json_response(
-            arm_view(await call(engine.update_arm, experiment_id, arm_id, _dump(body)))
-        )
+        return json_response(arm_view(await call("update_arm", experiment_id, arm_id, _dump(body))))
 
     @app.put("/v1/experiments/{experiment_id}/arms/{arm_id}/stats", tags=["arms"])
     async def set_arm_stats(experiment_id: str, arm_id: str, body: ArmStatsIn) -> Response:
         """Admin: overwrite an arm's statistics (fixtures, migrations); logged as an event."""
-        await call(engine.set_arm_stats, experiment_id, arm_id, _dump(body))
-        return json_response(await call(engine.stats, experiment_id))
+        await call("set_arm_stats", experiment_id, arm_id, _dump(body))
+        return json_response(await call("stats", experiment_id))
 
     @app.delete("/v1/experiments/{experiment_id}/arms/{arm_id}", status_code=204, tags=["arms"])
     async def delete_arm(experiment_id: str, arm_id: str) -> Response:
-        await call(engine.delete_arm, experiment_id, arm_id)
+        await call("delete_arm", experiment_id, arm_id)
         return Response(status_code=204)
 
     @app.get("/v1/experiments/{experiment_id}/stats", tags=["statistics"])
     async def stats(experiment_id: str) -> Response:
-        return json_response(await call(engine.stats, experiment_id))
+        return json_response(await call("stats", experiment_id))
 
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
     async def conclusion(experiment_id: str) -> Response:
         """Is the stopping rule met, which arm wins, and why (P(best), expected loss)."""
-        return json_response(await call(engine.conclusion, experiment_id))
+        return json_response(await call("conclusion", experiment_id))
 
     @app.get("/v1/experiments/{experiment_id}/history", tags=["statistics"])
     async def history(
@@ -320,17 +320,17 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         limit: int = Query(1000, ge=1, le=10_000, description="most recent snapshots"),
     ) -> Response:
         """Posterior snapshots as time series per arm."""
-        return json_response(await call(engine.history, experiment_id, limit))
+        return json_response(await call("history", experiment_id, limit))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi_document(app, engine.limits)
+            app.openapi_schema = openapi_document(app, limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     hosts = allowed_host_set(settings.allowed_hosts) if is_loopback_address(settings.host) else None
     body_timeout = settings.body_timeout if settings.body_timeout > 0 else None
-    return DataPlane(app, committer, hosts=hosts, body_timeout=body_timeout)
+    return DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout)
 
 
 async def _snapshots(committer: GroupCommitter, every: float) -> None:
@@ -338,7 +338,7 @@ async def _snapshots(committer: GroupCommitter, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            await committer.call(committer.engine.tick)
+            await committer.call("tick")
         except StorageUnavailable:  # disk full or file lost: /healthz says so; retry next time
             pass
         except Exception:  # keep ticking; the next round retries

@@ -29,8 +29,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from octobandit.api.hot import error_body
 from octobandit.api.jsondepth import too_deep, too_deep_message
+from octobandit.wire import error_body
 
 log = logging.getLogger("octobandit.api")
 

@@ -10,9 +10,8 @@ generated from the same msgspec types (see :func:`openapi_paths`).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -20,78 +19,24 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from octobandit.api.jsondepth import too_deep, too_deep_message
-from octobandit.engine import GroupCommitter, RewardItem
 from octobandit.engine.core import Limits
-from octobandit.errors import OctobanditError
+from octobandit.wire import Decision as DecisionAnswer
+from octobandit.wire import (
+    DecisionBatch,
+    DecisionRequest,
+    ErrorBody,
+    RewardAnswer,
+    RewardRequest,
+    encode,
+    error_body,
+)
 
-
-class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Body of ``POST /v1/experiments/{id}/decisions`` (all fields optional)."""
-
-    unit_id: str | None = None
-    n: int | None = None
-    context: dict[str, Any] | list[float] | None = None
-
-
-class Decision(msgspec.Struct):
-    decision_id: str
-    experiment_id: str
-    arm_id: str
-    payload: Any
-    propensity: float
-
-
-class DecisionBatch(msgspec.Struct):
-    decisions: list[Decision]
-
-
-class Reward(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """A reward for one decision, or the mean reward over ``count`` pulls of an arm."""
-
-    reward: float
-    decision_id: str | None = None
-    arm_id: str | None = None
-    count: int = 1
-
-
-class RewardRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One reward (``decision_id`` or ``arm_id`` + ``count``) or ``rewards`` in bulk."""
-
-    reward: float | None = None
-    decision_id: str | None = None
-    arm_id: str | None = None
-    count: int = 1
-    rewards: list[Reward] | None = None
-
-
-class RewardAnswer(msgspec.Struct):
-    accepted: int
-    duplicates: int
-
-
-class ErrorDetail(msgspec.Struct):
-    code: str
-    message: str
-
-
-class ErrorBody(msgspec.Struct):
-    error: ErrorDetail
-
-
-_encode = msgspec.json.Encoder().encode
-_decode_decision = msgspec.json.Decoder(DecisionRequest).decode
-_decode_reward = msgspec.json.Decoder(RewardRequest).decode
-_EMPTY_DECISION = DecisionRequest()
 _JSON = (b"content-type", b"application/json")
 log = logging.getLogger("octobandit.api")
 
 
 def json_response(content: Any, status: int = 200) -> Response:
-    return Response(_encode(content), status_code=status, media_type="application/json")
-
-
-def error_body(code: str, message: str) -> bytes:
-    return _encode({"error": {"code": code, "message": message}})
+    return Response(encode(content), status_code=status, media_type="application/json")
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -103,19 +48,20 @@ class _Reject(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> _Reject:
-    if isinstance(exc, msgspec.ValidationError):
-        try:  # a typed decoder may stop at a type error before it sees broken syntax
-            msgspec.json.decode(body)
-        except msgspec.DecodeError as syntax:
-            exc = syntax
-        else:
-            return _Reject(422, "invalid", str(exc))
-    try:  # NaN, Infinity or a number too large for a float: valid to Python, not to JSON
-        json.loads(body)
-    except ValueError:
-        return _Reject(400, "invalid_json", f"request body is not valid JSON: {exc}")
-    return _Reject(422, "invalid", "numbers must be finite (no NaN or Infinity)")
+class Backend(Protocol):
+    """What the doors need of the engine: in this process (:class:`GroupCommitter`)
+    or in the engine process (:class:`~octobandit.engine.remote.RemoteEngine`)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    async def data(self, experiment_id: str, action: str, raw: bytes) -> tuple[int, bytes]: ...
+
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def health(self) -> dict[str, str] | None: ...
+
+    def close(self) -> None: ...
 
 
 class DataPlane:
@@ -131,7 +77,7 @@ class DataPlane:
     def __init__(
         self,
         app: ASGIApp,
-        committer: GroupCommitter,
+        backend: Backend,
         *,
         hosts: frozenset[str] | None = None,
         body_timeout: float | None = None,
@@ -139,9 +85,9 @@ class DataPlane:
         from octobandit.api.guards import Guard
 
         self.app = app
-        self.committer = committer
-        self.limit = committer.engine.limits.max_body_bytes
-        self.max_depth = committer.engine.limits.max_json_depth
+        self.backend = backend
+        self.limit = backend.limits.max_body_bytes
+        self.max_depth = backend.limits.max_json_depth
         #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost
         self.entry = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
 
@@ -161,24 +107,18 @@ class DataPlane:
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, experiment_id: str, action: str
     ) -> None:
-        status, body = 200, b""
         headers = [_JSON]
         try:
             if scope["method"] != "POST":
                 headers.append((b"allow", b"POST"))
                 raise _Reject(405, "method_not_allowed", "Method Not Allowed")
             raw = await self._body(scope, receive)
-            if action == "decisions":
-                body = _encode(await self._decide(experiment_id, raw))
-            else:
-                body = _encode(await self._reward(experiment_id, raw))
+            status, body = await self.backend.data(experiment_id, action, raw)
         except _Reject as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
         except HTTPException as exc:  # raised by a guard's receive (body deadline)
             code = {408: "timeout", 413: "too_large"}.get(exc.status_code, "bad_request")
             status, body = exc.status_code, error_body(code, str(exc.detail))
-        except OctobanditError as exc:
-            status, body = exc.status, error_body(exc.code, exc.message)
         except Exception:
             log.exception("data plane failure")
             status, body = 500, error_body("internal", "internal error: nothing was written")
@@ -216,37 +156,12 @@ class DataPlane:
                     raise _Reject(400, "too_deep", too_deep_message(self.max_depth))
                 return raw
 
-    async def _decide(self, experiment_id: str, raw: bytes) -> Any:
-        try:
-            req = _decode_decision(raw) if raw.strip() else _EMPTY_DECISION
-        except msgspec.MsgspecError as exc:
-            raise _bad_body(exc, raw) from None
-        return await self.committer.decide(
-            experiment_id, n=req.n, unit_id=req.unit_id, context=req.context
-        )
-
-    async def _reward(self, experiment_id: str, raw: bytes) -> Any:
-        try:
-            req = _decode_reward(raw)
-        except msgspec.MsgspecError as exc:
-            raise _bad_body(exc, raw) from None
-        if req.rewards is not None:
-            if req.reward is not None or req.decision_id is not None or req.arm_id is not None:
-                raise _Reject(422, "invalid", "give either one reward or `rewards`, not both")
-            items = [RewardItem(r.reward, r.decision_id, r.arm_id, r.count) for r in req.rewards]
-        elif req.reward is None:
-            raise _Reject(422, "invalid", "Object missing required field `reward`")
-        else:
-            items = [RewardItem(req.reward, req.decision_id, req.arm_id, req.count)]
-        result = await self.committer.reward(experiment_id, items)
-        return {"accepted": result.accepted, "duplicates": result.duplicates}
-
 
 def openapi_paths(limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """OpenAPI path items and component schemas of the data-plane routes."""
     limits = limits or Limits()
     (req_d, dec, batch, req_r, ans, err), components = msgspec.json.schema_components(
-        [DecisionRequest, Decision, DecisionBatch, RewardRequest, RewardAnswer, ErrorBody],
+        [DecisionRequest, DecisionAnswer, DecisionBatch, RewardRequest, RewardAnswer, ErrorBody],
         ref_template="#/components/schemas/{name}",
     )
     param = {

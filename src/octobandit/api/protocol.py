@@ -24,8 +24,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from octobandit.api.hot import error_body
 from octobandit.config import Settings
+from octobandit.wire import error_body
 
 PROTOCOL = "octobandit.api.protocol:GuardedHttpToolsProtocol"
 

@@ -22,8 +22,17 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from octobandit.engine.core import Engine
-from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
+from octobandit.engine.core import Engine, Limits
+from octobandit.engine.ops import (
+    DecideOp,
+    Op,
+    RewardItem,
+    RewardOp,
+    RewardResult,
+    answer_body,
+    error_answer,
+    op_from_body,
+)
 
 T = TypeVar("T")
 _Group = list[tuple[Op, "asyncio.Future[Any]"]]
@@ -50,12 +59,19 @@ class GroupCommitter:
             )
         return self._executor
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` (an engine call) on the storage thread.
+    @property
+    def limits(self) -> Limits:
+        return self.engine.limits
+
+    async def call(self, fn: Callable[..., T] | str, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the storage thread; a name means that engine method.
 
         Calls take turns with the data plane's groups, so sustained traffic never
         starves the control plane.
         """
+        if isinstance(fn, str):
+            fn = getattr(self.engine, fn)
+            assert callable(fn)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -82,6 +98,18 @@ class GroupCommitter:
         if start:  # after the requests that are ready alongside, so that they form a group
             loop.call_soon(self._start)
         return await future
+
+    async def data(self, experiment_id: str, action: str, raw: bytes) -> tuple[int, bytes]:
+        """Serve a data-plane body (``action``: ``decisions`` or ``rewards``): status and JSON."""
+        try:
+            result = await self.submit(op_from_body(experiment_id, action, raw))
+        except Exception as exc:
+            return error_answer(exc)
+        return 200, answer_body(result)
+
+    async def health(self) -> dict[str, str] | None:
+        """``None`` while the storage takes writes, else ``{"reason", "message"}`` (no I/O)."""
+        return self.engine.health()
 
     async def decide(
         self,

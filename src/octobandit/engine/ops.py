@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
+
+from octobandit.errors import OctobanditError
+from octobandit.wire import BodyError, decode_decision, decode_reward, encode, error_body
+
+log = logging.getLogger("octobandit.engine")
 
 
 @dataclass(slots=True)
@@ -41,3 +47,30 @@ class RewardResult:
 
 
 Op = DecideOp | RewardOp
+
+
+def op_from_body(experiment_id: str, action: str, raw: bytes) -> Op:
+    """The request a data-plane body asks for (``action``: ``decisions`` or ``rewards``).
+
+    Raises :class:`~octobandit.wire.BodyError` for a body that does not decode.
+    """
+    if action == "decisions":
+        req = decode_decision(raw)
+        return DecideOp(experiment_id, req.n, req.unit_id, req.context)
+    items = [RewardItem(r.reward, r.decision_id, r.arm_id, r.count) for r in decode_reward(raw)]
+    return RewardOp(experiment_id, items)
+
+
+def answer_body(result: Any) -> bytes:
+    """The JSON answer to a data-plane request from its result."""
+    if isinstance(result, RewardResult):
+        return encode({"accepted": result.accepted, "duplicates": result.duplicates})
+    return encode(result)
+
+
+def error_answer(exc: BaseException) -> tuple[int, bytes]:
+    """Status and JSON body for a refused or failed data-plane request."""
+    if isinstance(exc, OctobanditError | BodyError):
+        return exc.status, error_body(exc.code, exc.message)
+    log.error("data plane failure", exc_info=exc)
+    return 500, error_body("internal", "internal error: nothing was written")
