@@ -39,7 +39,8 @@ def serve(
         "octobandit.db", envvar="OCTOBANDIT_DB", help="SQLite database file (created if absent)."
     ),
     workers: int = typer.Option(
-        1, min=1, envvar="OCTOBANDIT_WORKERS", help="Worker processes sharing the database."
+        1, min=1, envvar="OCTOBANDIT_WORKERS",
+        help="HTTP worker processes (all served by one engine process).",
     ),
     synchronous: str = typer.Option(
         "NORMAL",
@@ -71,7 +72,7 @@ def serve(
         "if all are busy the request gets 503 (0: the open-file limit minus 64, 16 to 1024).",
     ),
 ) -> None:  # fmt: skip
-    """Run the HTTP service (REST API at /v1, interactive docs at /docs)."""
+    """Run the HTTP service (REST API at /v1, interactive docs at /docs) and its engine process."""
     import uvicorn
 
     from octobandit.api.guards import is_loopback_address
