@@ -65,6 +65,7 @@ from octobandit.policies.base import FloatArray, sample_categorical
 from octobandit.stats.intervals import mean_interval
 from octobandit.storage.base import (
     ArmRecord,
+    ArmStatsDelta,
     ArmStatsRow,
     BatchTx,
     DecisionEvent,
@@ -122,6 +123,11 @@ class _Live:
     c: FloatArray
     #: importance-weighted reward sums, shape (IPS_SUMS, K) (see ArmStatsRow.ips)
     ips: FloatArray
+    #: what this engine added since it last wrote (decisions, n, s, ss about c, ips):
+    #: written as increments, so that engines sharing a store never overwrite each other
+    add_decisions: list[int]
+    add: FloatArray  # shape (4, K): n, s, ss and Σ (reward - c), all count-weighted
+    add_ips: FloatArray  # shape (IPS_SUMS, K)
     any_enabled: bool = True
     probs: FloatArray | None = None  # selection distribution in use
     probs_at: float = 0.0  # when it was computed (monotonic seconds)
@@ -154,6 +160,9 @@ class _Live:
             ss=np.array([a.reward_sq_sum for a in arms], dtype=np.float64),
             c=np.array([a.shift for a in arms], dtype=np.float64),
             ips=np.array([ips_row(a.ips) for a in arms], dtype=np.float64).T.reshape(IPS_SUMS, -1),
+            add_decisions=[0] * len(arms),
+            add=np.zeros((4, len(arms))),
+            add_ips=np.zeros((IPS_SUMS, len(arms))),
         )
 
     prior: ArmStats | None = None
@@ -742,21 +751,26 @@ class Engine:
             tx.write_policy_state(live.record.id, encode_state(live.state))
             live.state_dirty = False
         if live.dirty:
-            tx.write_arm_stats(
+            tx.add_arm_stats(
                 live.record.id,
                 [
-                    ArmStatsRow(
+                    ArmStatsDelta(
                         live.arm_ids[j],
-                        live.decisions[j],
-                        float(live.n[j]),
-                        float(live.s[j]),
-                        float(live.ss[j]),
-                        live.ips[:, j].tolist() if live.ips[:, j].any() else None,
+                        live.add_decisions[j],
+                        float(live.add[0, j]),
+                        float(live.add[1, j]),
+                        float(live.add[2, j]),
+                        live.add_ips[:, j].tolist() if live.add_ips[:, j].any() else None,
                         shift=float(live.c[j]),
+                        centred_sum=float(live.add[3, j]),
                     )
                     for j in sorted(live.dirty)
                 ],
             )
+            for j in live.dirty:
+                live.add_decisions[j] = 0
+            live.add[:] = 0.0
+            live.add_ips[:] = 0.0
             live.dirty.clear()
 
     def _check_decide(self, op: DecideOp) -> None:
@@ -935,6 +949,7 @@ class Engine:
                     )
                 )
                 live.decisions[j] += 1
+                live.add_decisions[j] += 1
                 live.dirty.add(j)
                 out.append(
                     {
@@ -1095,20 +1110,26 @@ class Engine:
             live.n[j] += c
             live.s[j] += r * c
             live.ss[j] += d * d * c
+            add = live.add
+            add[0, j] += c
+            add[1, j] += r * c
+            add[2, j] += d * d * c
+            add[3, j] += d * c
             live.dirty.add(j)
             ref = found.get(item.decision_id) if item.decision_id is not None else None
             if ref is not None and ref.propensity > 0:
-                ips, base = live.ips, ips_base(ref)
-                if base is None:  # served without exploration: counted, left out
-                    ips[IPS_EXCLUDED, j] += c
-                else:
-                    w = r / (ref.propensity * (ref.eligible or 1))
-                    ips[base, j] += c
-                    ips[base + 1, j] += c * r
-                    ips[base + 2, j] += c * r * r
-                    ips[base + 3, j] += c * w
-                    ips[base + 4, j] += c * r * w
-                    ips[base + 5, j] += c * w * w
+                base = ips_base(ref)
+                for ips in (live.ips, live.add_ips):
+                    if base is None:  # served without exploration: counted, left out
+                        ips[IPS_EXCLUDED, j] += c
+                    else:
+                        w = r / (ref.propensity * (ref.eligible or 1))
+                        ips[base, j] += c
+                        ips[base + 1, j] += c * r
+                        ips[base + 2, j] += c * r * r
+                        ips[base + 3, j] += c * w
+                        ips[base + 4, j] += c * r * w
+                        ips[base + 5, j] += c * w * w
             if live.state is not None:
                 update_state(live, j, r, c, ref, ts)
             events.append(

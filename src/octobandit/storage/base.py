@@ -139,6 +139,40 @@ class ArmStatsRow:
 
 
 @dataclass(slots=True)
+class ArmStatsDelta:
+    """What one batch adds to an arm's statistics.
+
+    Written as increments (the store adds them to what it holds), so that
+    batches of several engines on one store never overwrite each other.
+    ``reward_sq_sum`` is the batch's Σ (reward - ``shift``)² · count and
+    ``centred_sum`` its Σ (reward - ``shift``) · count; the store keeps its own
+    shift c' (the first writer's) and re-centres the batch's squares onto it:
+    Σ(x - c')² = Σ(x - c)² + 2(c - c')·Σ(x - c) + n·(c - c')², every term small
+    when the shifts are near the mean (no cancellation of large sums).
+    """
+
+    arm_id: str
+    decisions: int = 0
+    rewards: float = 0.0
+    reward_sum: float = 0.0
+    reward_sq_sum: float = 0.0
+    #: increments of the 13 importance-weighted sums (see :class:`ArmStatsRow`), or None
+    ips: list[float] | None = None
+    shift: float = 0.0
+    centred_sum: float = 0.0
+
+
+def add_ips(stored: list[float] | None, delta: list[float] | None) -> list[float] | None:
+    """Element-wise sum of two ``ips`` rows (an older, shorter stored row is padded)."""
+    if delta is None:
+        return stored
+    out = list(delta)
+    for i, value in enumerate(stored or ()):
+        out[i] += value
+    return out
+
+
+@dataclass(slots=True)
 class Event:
     """One row of the event log, as read back."""
 
@@ -188,7 +222,8 @@ class BatchTx(Protocol):
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
 
-    def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None: ...
+    def add_arm_stats(self, experiment_id: str, deltas: Sequence[ArmStatsDelta]) -> None:
+        """Add each delta to its arm's stored statistics (see :class:`ArmStatsDelta`)."""
 
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None: ...
 

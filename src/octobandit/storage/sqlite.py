@@ -37,6 +37,7 @@ from octobandit.errors import (
 )
 from octobandit.storage.base import (
     ArmRecord,
+    ArmStatsDelta,
     ArmStatsRow,
     DecisionEvent,
     DecisionRef,
@@ -44,6 +45,7 @@ from octobandit.storage.base import (
     ExperimentRecord,
     RewardEvent,
     Snapshot,
+    add_ips,
     decode_json,
 )
 
@@ -416,22 +418,38 @@ class SQLiteBatch:
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
         self._db.execute("UPDATE experiments SET policy_state=? WHERE id=?", (state, experiment_id))
 
-    def write_arm_stats(self, experiment_id: str, rows: Sequence[ArmStatsRow]) -> None:
-        self._db.executemany(
-            "UPDATE arms SET decisions=?, rewards=?, reward_sum=?, reward_sq_sum=?, ips=?,"
-            " shift=? WHERE experiment_id=? AND arm_id=?",
-            [
-                (
-                    r.decisions,
-                    r.rewards,
-                    r.reward_sum,
-                    r.reward_sq_sum,
-                    _dumps(r.ips),
-                    r.shift,
-                    experiment_id,
-                    r.arm_id,
+    def add_arm_stats(self, experiment_id: str, deltas: Sequence[ArmStatsDelta]) -> None:
+        for d in deltas:
+            if d.ips is not None:  # the sums' vector is added here, under the write lock
+                row = self._db.execute(
+                    "SELECT ips FROM arms WHERE experiment_id=? AND arm_id=?",
+                    (experiment_id, d.arm_id),
+                ).fetchone()
+                stored = decode_json(row[0]) if row is not None else None
+                self._db.execute(
+                    "UPDATE arms SET ips=? WHERE experiment_id=? AND arm_id=?",
+                    (_dumps(add_ips(stored, d.ips)), experiment_id, d.arm_id),
                 )
-                for r in rows
+        # one statement per arm; SET expressions all read the row as it was
+        self._db.executemany(
+            "UPDATE arms SET"
+            " reward_sq_sum = CASE WHEN rewards = 0 THEN :ss ELSE reward_sq_sum + :ss"
+            "   + 2 * (:c - shift) * :cs + :n * (:c - shift) * (:c - shift) END,"
+            " shift = CASE WHEN rewards = 0 THEN :c ELSE shift END,"
+            " decisions = decisions + :d, rewards = rewards + :n, reward_sum = reward_sum + :s"
+            " WHERE experiment_id = :e AND arm_id = :a",
+            [
+                {
+                    "ss": d.reward_sq_sum,
+                    "c": d.shift,
+                    "cs": d.centred_sum,
+                    "s": d.reward_sum,
+                    "n": d.rewards,
+                    "d": d.decisions,
+                    "e": experiment_id,
+                    "a": d.arm_id,
+                }
+                for d in deltas
             ],
         )
 
