@@ -115,6 +115,46 @@ CREATE TABLE IF NOT EXISTS assignments (
 ) WITHOUT ROWID;
 """
 
+
+def _stays_empty(path: str, wait: float = 2.0) -> bool:
+    """A 0-byte file that stays so: not one that another process is creating right now
+    (several workers or replicas starting at once on a new file)."""
+    deadline = time.monotonic() + wait
+    while os.path.getsize(path) == 0:
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+#: the schema this release writes (``PRAGMA user_version``); see :func:`migrate`
+SCHEMA_VERSION = 1
+
+
+def migrate(db: sqlite3.Connection, path: str) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION`, inside the caller's write transaction.
+
+    Version 0 is a new file or one written before the schema was numbered (it may
+    lack the arms' ``shift`` column: its squares are about 0). A file from a newer
+    release is refused rather than misread.
+    """
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StorageUnusable(
+            f"{path} was written by a newer octobandit (schema {version}, this release"
+            f" reads up to {SCHEMA_VERSION}): upgrade octobandit"
+        )
+    if version < 1:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(arms)")}
+        if "shift" not in columns:
+            db.execute("ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0")
+    if version != SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 _ARM_COLUMNS = (
     "arm_id, payload, enabled, deleted, position, created_at,"
     " decisions, rewards, reward_sum, reward_sq_sum, prior, ips, shift"
@@ -495,7 +535,7 @@ class SQLiteStorage:
         if existed:
             if os.path.isdir(path):
                 raise StorageUnusable(f"{path} is a directory, not a database file")
-            if os.path.getsize(path) == 0:
+            if _stays_empty(path):
                 raise StorageUnusable(
                     f"{path} is empty (0 bytes): a truncated database? move it away to start afresh"
                 )
@@ -516,15 +556,8 @@ class SQLiteStorage:
             self._quick_check()
             if not self._readonly:
                 try:
-                    with self._write():
-                        for statement in SCHEMA.split(";"):
-                            if statement.strip():
-                                self._db.execute(statement)
-                        columns = {r[1] for r in self._db.execute("PRAGMA table_info(arms)")}
-                        if "shift" not in columns:  # an earlier release's database
-                            self._db.execute(  # its squares are about 0
-                                "ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0"
-                            )
+                    with self._write():  # one process at a time: the write lock is held
+                        migrate(self._db, path)
                 except StorageFull:
                     if not existed:
                         raise
