@@ -1,0 +1,110 @@
+"""Several workers or replicas on one store, under concurrent load: acknowledgements,
+the event log and the statistics agree exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from octobandit.storage import SQLiteStorage
+from octobandit.storage.base import Event, Storage
+
+ARMS = ["a", "b", "c"]
+CLIENTS = 48
+DECISIONS = 1_200
+
+
+async def _load(urls: list[str], seed: int) -> dict[str, Any]:
+    """CLIENTS concurrent clients, each on a random replica per request: a decision, then
+    (70 %) a 0/1 reward for it; every 4th round also 2 pulls of an arm rewarded 0.5."""
+    rng = random.Random(seed)
+    acked: dict[str, Any] = {"decisions": Counter(), "rewarded": Counter(), "sum": Counter()}
+    acked_ids: set[str] = set()
+    failures = Counter()
+    todo = iter(range(DECISIONS))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for step in todo:
+            url = rng.choice(urls) + "/v1/experiments/e"
+            r = await http.post(url + "/decisions", json={})
+            if r.status_code != 200:
+                failures[r.status_code] += 1
+                continue
+            d = r.json()
+            acked["decisions"][d["arm_id"]] += 1
+            acked_ids.add(d["decision_id"])
+            if rng.random() < 0.7:
+                value = float(rng.random() < 0.4)
+                r = await http.post(
+                    rng.choice(urls) + "/v1/experiments/e/rewards",
+                    json={"decision_id": d["decision_id"], "reward": value},
+                )
+                if r.status_code == 200:
+                    acked["rewarded"][d["arm_id"]] += 1
+                    acked["sum"][d["arm_id"]] += value
+                else:
+                    failures[r.status_code] += 1
+            if step % 4 == 0:
+                arm = rng.choice(ARMS)
+                r = await http.post(
+                    url + "/rewards", json={"arm_id": arm, "reward": 0.5, "count": 2}
+                )
+                if r.status_code == 200:
+                    acked["rewarded"][arm] += 2
+                    acked["sum"][arm] += 1.0
+                else:
+                    failures[r.status_code] += 1
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+    return {**acked, "ids": acked_ids, "failures": failures}
+
+
+def _check(store: Storage, urls: list[str], acked: dict[str, Any]) -> None:
+    events: list[Event] = [e for e in store.events("e")]
+    logged_ids = {e.decision_id for e in events if e.kind == "decision"}
+    assert not acked["failures"], acked["failures"]
+    assert logged_ids == acked["ids"]  # every acknowledged decision, and only those
+    decisions = Counter(e.arm_id for e in events if e.kind == "decision")
+    rewarded: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for e in events:
+        if e.kind == "reward":
+            assert e.arm_id is not None and e.count is not None and e.reward is not None
+            rewarded[e.arm_id] += e.count
+            total[e.arm_id] += e.reward * e.count
+    assert decisions == acked["decisions"]
+    assert rewarded == acked["rewarded"] and total == acked["sum"]
+    for url in urls:  # every replica reports the same statistics: the fold of the log
+        arms = {a["arm_id"]: a for a in httpx.get(url + "/v1/experiments/e/stats").json()["arms"]}
+        assert {a: arms[a]["decisions"] for a in ARMS} == {a: decisions[a] for a in ARMS}
+        assert {a: arms[a]["rewards"] for a in ARMS} == {a: rewarded[a] for a in ARMS}
+        assert {a: arms[a]["reward_sum"] for a in ARMS} == {a: total[a] for a in ARMS}
+
+
+@pytest.fixture
+def sqlite_two_workers(
+    server_factory: Any, tmp_path: Path
+) -> Iterator[tuple[list[str], Callable[[], Storage]]]:
+    db = tmp_path / "replicas.db"
+    server = server_factory(db, workers=2).start()
+    yield [server.url], lambda: SQLiteStorage(str(db))
+
+
+def test_two_workers_on_sqlite(sqlite_two_workers: tuple[list[str], Callable[[], Storage]]) -> None:
+    urls, open_store = sqlite_two_workers
+    spec = {"id": "e", "arms": [{"id": a} for a in ARMS]}
+    assert httpx.post(urls[0] + "/v1/experiments", json=spec).status_code == 201
+    acked = asyncio.run(_load(urls, seed=8))
+    store = open_store()
+    try:
+        _check(store, urls, acked)
+    finally:
+        store.close()
