@@ -1,4 +1,4 @@
-"""Storage behind one interface: SQLite by default."""
+"""Storage behind one interface: SQLite by default, PostgreSQL by URL (see ``open_store``)."""
 
 from octobandit.storage.base import (
     ArmRecord,
@@ -12,6 +12,7 @@ from octobandit.storage.base import (
     Storage,
 )
 from octobandit.storage.sqlite import SQLiteStorage
+from octobandit.storage.urls import open_store
 
 __all__ = [
     "ArmRecord",
@@ -24,4 +25,5 @@ __all__ = [
     "SQLiteStorage",
     "Snapshot",
     "Storage",
+    "open_store",
 ]
