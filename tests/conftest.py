@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,35 @@ from octobandit.config import Settings
 from octobandit.engine import Engine
 from octobandit.engine.server import EngineServer, bind
 from octobandit.storage import SQLiteStorage
+
+#: the server the PostgreSQL tests create their databases on
+POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test.
+
+    Skipped when PostgreSQL (or psycopg) is missing, unless
+    ``OCTOBANDIT_REQUIRE_SERVICES=1``: then that fails the test.
+    """
+    required = os.environ.get("OCTOBANDIT_REQUIRE_SERVICES") == "1"
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        reason = f"PostgreSQL unreachable at {POSTGRES_URL} (set POSTGRES_URL): {exc}"
+        if required:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"octobandit_t_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urllib.parse.urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -35,8 +35,14 @@ def _root(
 def serve(
     host: str = typer.Option("127.0.0.1", envvar="OCTOBANDIT_HOST", help="Address to listen on."),
     port: int = typer.Option(8000, envvar="OCTOBANDIT_PORT", help="Port to listen on."),
-    db: str = typer.Option(
-        "octobandit.db", envvar="OCTOBANDIT_DB", help="SQLite database file (created if absent)."
+    store: str = typer.Option(
+        "octobandit.db",
+        "--store",
+        "--db",
+        envvar=["OCTOBANDIT_STORE", "OCTOBANDIT_DB"],
+        help="Where the data lives: an SQLite file (created if absent; also sqlite:///path) "
+        "or a PostgreSQL URL postgresql://user@host:5432/db (needs the 'postgres' extra). "
+        "--db and OCTOBANDIT_DB are older names of --store and OCTOBANDIT_STORE.",
     ),
     workers: int = typer.Option(
         1, min=1, envvar="OCTOBANDIT_WORKERS",
@@ -45,7 +51,7 @@ def serve(
     synchronous: str = typer.Option(
         "NORMAL",
         envvar="OCTOBANDIT_SQLITE_SYNCHRONOUS",
-        help="SQLite synchronous mode: NORMAL survives a process crash, FULL also power loss.",
+        help="SQLite only: NORMAL survives a process crash, FULL also power loss.",
     ),
     log_level: str = typer.Option("info", envvar="OCTOBANDIT_LOG_LEVEL", help="Log level."),
     allowed_hosts: str = typer.Option(
@@ -83,7 +89,8 @@ def serve(
         raise typer.BadParameter("must be NORMAL, FULL or EXTRA", param_hint="--synchronous")
     # the worker processes read their settings from the environment
     os.environ.update(
-        OCTOBANDIT_DB=db,
+        OCTOBANDIT_STORE=store,
+        OCTOBANDIT_DB=store,
         OCTOBANDIT_SQLITE_SYNCHRONOUS=synchronous,
         OCTOBANDIT_LOG_LEVEL=log_level,
         OCTOBANDIT_HOST=host,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from octobandit.config import Settings
 from octobandit.engine import Engine
-from octobandit.storage import SQLiteStorage
+from octobandit.storage import open_store
 
 
 def build_engine(settings: Settings) -> Engine:
-    """The engine on the store ``settings`` name (SQLite today)."""
-    storage = SQLiteStorage(
-        settings.db,
+    """The engine on the store ``settings.store`` names (an SQLite file or a PostgreSQL URL).
+
+    The synchronous mode and WAL limits apply to SQLite only.
+    """
+    storage = open_store(
+        settings.store,
         synchronous=settings.sqlite_synchronous,
         wal_soft_mb=settings.wal_soft_mb,
         wal_max_mb=settings.wal_max_mb,

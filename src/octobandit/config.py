@@ -4,21 +4,25 @@
 | --- | --- | --- |
 | ``OCTOBANDIT_HOST`` | ``127.0.0.1`` | address to listen on |
 | ``OCTOBANDIT_PORT`` | ``8000`` | port |
-| ``OCTOBANDIT_DB`` | ``octobandit.db`` | SQLite file |
+| ``OCTOBANDIT_STORE`` | ``octobandit.db`` | SQLite file (``sqlite:///…``) or ``postgresql://…`` |
+| ``OCTOBANDIT_DB`` | ``octobandit.db`` | older name of ``OCTOBANDIT_STORE`` (read if it is unset) |
 | ``OCTOBANDIT_WORKERS`` | ``1`` | HTTP worker processes (sharing one engine process) |
-| ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | ``FULL`` also survives power loss |
+| ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | SQLite only: ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
 | ``OCTOBANDIT_LOG_LEVEL`` | ``info`` | server log level |
 | ``OCTOBANDIT_REFRESH_SECONDS`` | ``0.05`` | seconds between selection-distribution refreshes |
 | ``OCTOBANDIT_TICK_SECONDS`` | ``1`` | how often due snapshots are looked for |
-| ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | WAL size above which a writer checkpoints and truncates it |
-| ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | WAL size at which writers wait for a checkpoint (the bound) |
+| ``OCTOBANDIT_WAL_SOFT_MB`` | ``16`` | SQLite WAL size above which a writer truncates it |
+| ``OCTOBANDIT_WAL_MAX_MB`` | ``64`` | SQLite WAL size at which writers wait (the bound) |
 | ``OCTOBANDIT_ALLOWED_HOSTS`` | empty | more ``Host`` names for a loopback bind (``*``: any) |
 | ``OCTOBANDIT_HEADER_TIMEOUT`` | ``10`` | seconds for a request's headers to arrive |
 | ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
 | ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
 | ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
 | ``OCTOBANDIT_ENGINE_SOCKET`` | unset | set by ``octobandit serve``: the engine process's socket |
+
+The SQLite-only settings (synchronous mode, WAL sizes) do not apply to a
+PostgreSQL store.
 
 The automatic connection limit is the open-file limit minus 64 (kept for the
 database and the listening socket), at most 1,024 and at least 16.
@@ -35,7 +39,8 @@ from dataclasses import dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
-    db: str = "octobandit.db"
+    #: where the data lives: an SQLite path or URL, or a PostgreSQL URL (see ``open_store``)
+    store: str = "octobandit.db"
     workers: int = 1
     sqlite_synchronous: str = "NORMAL"
     seed: int | None = None
@@ -67,7 +72,7 @@ class Settings:
         return cls(
             host=env.get("OCTOBANDIT_HOST", cls.host),
             port=int(env.get("OCTOBANDIT_PORT", cls.port)),
-            db=env.get("OCTOBANDIT_DB", cls.db),
+            store=env.get("OCTOBANDIT_STORE") or env.get("OCTOBANDIT_DB") or cls.store,
             workers=int(env.get("OCTOBANDIT_WORKERS", cls.workers)),
             sqlite_synchronous=env.get("OCTOBANDIT_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous),
             seed=int(seed) if seed else None,

@@ -24,6 +24,20 @@ def stored_row(arm: ArmRecord) -> list[float]:
     return row + (arm.ips or [0.0] * 13) + [arm.shift]
 
 
+def agrees_with_fold(folded: list[float], stored: list[float], terms: int) -> bool:
+    """Counts, sums and squares exactly (rewards whose sums are exact in binary: 0/1);
+    the importance-weighted sums, of at most ``terms`` nonnegative terms, within their
+    rounding: a group's increments are added to the store as one delta, the fold adds
+    them one by one, and either differs from the exact sum by at most
+    (terms - 1)·u·(the sum) (u = 2^-53)."""
+    exact = [0, 1, 2, 3, SHIFT]
+    if [folded[i] for i in exact] != [stored[i] for i in exact]:
+        return False
+    bound = 2 * max(terms, 1) * 2.0**-53
+    pairs = zip(folded[4:SHIFT], stored[4:SHIFT], strict=True)
+    return all(abs(f - s) <= bound * abs(f) for f, s in pairs)
+
+
 def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
     """Replay the log: decisions, reward count, sum and sum of squares about the arm's shift
     per arm, then the thirteen importance-weighted sums of rewards joined to their decision's
@@ -125,6 +139,7 @@ def test_a_database_without_the_shift_column_opens_with_plain_squares(tmp_path: 
     xs = [2.0, 4.0, 9.0]
     with sqlite3.connect(path) as db:  # rewrite it as the earlier release left it
         db.execute("ALTER TABLE arms DROP COLUMN shift")
+        db.execute("PRAGMA user_version=0")  # its schema was not numbered
         db.execute(
             "UPDATE arms SET rewards=?, reward_sum=?, reward_sq_sum=? WHERE arm_id='a'",
             (3.0, sum(xs), sum(x * x for x in xs)),

@@ -1,7 +1,8 @@
-"""Storage behind one interface: SQLite by default."""
+"""Storage behind one interface: SQLite by default, PostgreSQL by URL (see ``open_store``)."""
 
 from octobandit.storage.base import (
     ArmRecord,
+    ArmStatsDelta,
     ArmStatsRow,
     BatchTx,
     DecisionEvent,
@@ -12,9 +13,11 @@ from octobandit.storage.base import (
     Storage,
 )
 from octobandit.storage.sqlite import SQLiteStorage
+from octobandit.storage.urls import open_store
 
 __all__ = [
     "ArmRecord",
+    "ArmStatsDelta",
     "ArmStatsRow",
     "BatchTx",
     "DecisionEvent",
@@ -24,4 +27,5 @@ __all__ = [
     "SQLiteStorage",
     "Snapshot",
     "Storage",
+    "open_store",
 ]

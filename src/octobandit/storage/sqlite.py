@@ -13,7 +13,6 @@ notices the others' commits through ``PRAGMA data_version``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -24,8 +23,6 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-import msgspec
 
 from octobandit.errors import (
     Conflict,
@@ -47,6 +44,15 @@ from octobandit.storage.base import (
     Snapshot,
     add_ips,
     decode_json,
+)
+from octobandit.storage.rows import (
+    ARM_COLUMNS,
+    arm_record,
+    decision_meta,
+    decision_text,
+    dumps,
+    encode,
+    json_text,
 )
 
 SCHEMA = """
@@ -155,69 +161,14 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
-_ARM_COLUMNS = (
-    "arm_id, payload, enabled, deleted, position, created_at,"
-    " decisions, rewards, reward_sum, reward_sq_sum, prior, ips, shift"
-)
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def _dumps(value: Any) -> bytes | None:
-    return None if value is None else _encode(value)
-
-
+_ARM_COLUMNS = ARM_COLUMNS
+_encode = encode
+_dumps = dumps
 _loads = decode_json
-
-
-@functools.cache
-def _decision_data(eligible: int | None, policy: bool) -> bytes | None:
-    """A decision event's ``data``: ``{"k": K}`` (enabled arms), ``"policy": false``
-    when served without exploration (few distinct values: encoded once each)."""
-    if eligible is None:
-        return None
-    return _encode({"k": eligible} if policy else {"k": eligible, "policy": False})
-
-
-@functools.lru_cache(maxsize=64)
-def _decision_text(eligible: int | None, policy: bool) -> str | None:
-    """:func:`_decision_data` as text (to travel inside a JSON array)."""
-    data = _decision_data(eligible, policy)
-    return None if data is None else data.decode()
-
-
-def _json_text(value: Any) -> str | None:
-    """A JSON column's text (``None`` stays SQL NULL)."""
-    return None if value is None else _encode(value).decode()
-
-
-@functools.lru_cache(maxsize=1024)
-def _decision_meta(data: bytes | str | None) -> tuple[int | None, bool]:
-    """``(K, policy)`` of a decision event's ``data`` (``(None, True)`` for a decision
-    logged before these were recorded)."""
-    value = _loads(data)
-    if not isinstance(value, dict) or not isinstance(value.get("k"), int):
-        return None, True
-    return value["k"], value.get("policy", True) is not False
-
-
-def _arm(row: tuple[Any, ...]) -> ArmRecord:
-    return ArmRecord(
-        arm_id=row[0],
-        payload=_loads(row[1]),
-        enabled=bool(row[2]),
-        deleted=bool(row[3]),
-        position=row[4],
-        created_at=row[5],
-        decisions=row[6],
-        rewards=row[7],
-        reward_sum=row[8],
-        reward_sq_sum=row[9],
-        prior=_loads(row[10]),
-        ips=_loads(row[11]),
-        shift=row[12],
-    )
+_decision_text = decision_text
+_json_text = json_text
+_decision_meta = decision_meta
+_arm = arm_record
 
 
 # SQLite primary result codes (https://sqlite.org/rescode.html)

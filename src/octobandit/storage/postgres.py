@@ -1,0 +1,810 @@
+"""PostgreSQL storage: the same records, errors and event log as the SQLite backend.
+
+Tables mirror the SQLite schema (JSON columns as text encoded the same way,
+floats as ``float8`` passed as binary parameters, so they round-trip exactly;
+policy state as ``bytea``). The schema is created at start and versioned in
+``octobandit_schema``, inside a transaction holding an advisory lock, so that
+several replicas starting at once are safe.
+
+Every write transaction first bumps the one row of ``octobandit_store``
+(``UPDATE … SET version = version + 1 RETURNING version``). That row lock,
+held until commit, serialises writers across processes the way SQLite's
+``BEGIN IMMEDIATE`` does, so event ``seq`` values are allocated in commit
+order; and the version tells a store whether another process wrote since its
+own last write (:meth:`PostgresBatch.others_wrote`).
+
+psycopg is imported here only: the rest of octobandit works without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool
+
+from octobandit.errors import Conflict, NotFound, StorageFull, StorageUnavailable, StorageUnusable
+from octobandit.storage.base import (
+    ArmRecord,
+    ArmStatsDelta,
+    ArmStatsRow,
+    DecisionEvent,
+    DecisionRef,
+    Event,
+    ExperimentRecord,
+    RewardEvent,
+    Snapshot,
+    add_ips,
+    decode_json,
+)
+from octobandit.storage.rows import (
+    ARM_COLUMNS,
+    arm_record,
+    decision_meta,
+    decision_text,
+    json_text,
+)
+
+SCHEMA_VERSION = 1
+#: the advisory lock key guarding schema creation (any constant shared by all replicas)
+_SCHEMA_LOCK = 0x6F63_746F_6261
+
+SCHEMA = """
+CREATE TABLE experiments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    reward_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at FLOAT8 NOT NULL,
+    updated_at FLOAT8 NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    conclusion TEXT,
+    last_snapshot FLOAT8 NOT NULL DEFAULT 0,
+    policy_state BYTEA
+);
+CREATE TABLE snapshots (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    experiment_id TEXT NOT NULL,
+    ts FLOAT8 NOT NULL,
+    reason TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX snapshots_by_experiment ON snapshots (experiment_id, seq);
+CREATE TABLE arms (
+    experiment_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    payload TEXT,
+    enabled BOOLEAN NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    created_at FLOAT8 NOT NULL,
+    decisions BIGINT NOT NULL DEFAULT 0,
+    rewards FLOAT8 NOT NULL DEFAULT 0,
+    reward_sum FLOAT8 NOT NULL DEFAULT 0,
+    reward_sq_sum FLOAT8 NOT NULL DEFAULT 0,
+    prior TEXT,
+    ips TEXT,
+    shift FLOAT8 NOT NULL DEFAULT 0,
+    PRIMARY KEY (experiment_id, arm_id)
+);
+CREATE TABLE events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ts FLOAT8 NOT NULL,
+    experiment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    decision_id TEXT,
+    arm_id TEXT,
+    propensity FLOAT8,
+    unit_id TEXT,
+    context TEXT,
+    reward FLOAT8,
+    count FLOAT8,
+    data TEXT
+);
+CREATE UNIQUE INDEX events_by_decision ON events (decision_id, kind)
+    WHERE decision_id IS NOT NULL;
+CREATE INDEX events_by_experiment ON events (experiment_id, seq);
+CREATE TABLE assignments (
+    experiment_id TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    propensity FLOAT8 NOT NULL,
+    PRIMARY KEY (experiment_id, unit_id)
+);
+CREATE TABLE octobandit_store (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO octobandit_store VALUES (1, 0);
+"""
+
+#: an experiment's snapshot interval (seconds), as SQL
+_INTERVAL = "coalesce((options::jsonb ->> 'snapshot_interval')::float8, 300)"
+_EXPERIMENT_COLUMNS = (
+    "id, name, policy, reward_type, status, version, created_at, updated_at,"
+    " options, conclusion, last_snapshot, policy_state"
+)
+_TABLES = ("experiments", "arms", "events", "assignments", "snapshots")
+
+FULL_MESSAGE = "disk full: nothing was written; retry once space is freed"
+
+log = logging.getLogger("octobandit.storage")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def storage_error(exc: BaseException) -> StorageUnavailable | None:
+    """The storage-wide failure behind a psycopg error, or ``None`` if it is not one.
+
+    A full disk or an I/O error is :class:`StorageFull`; a lost connection, a
+    server shutting down, a read-only server, an exhausted pool or a lock
+    timeout is :class:`StorageUnavailable`. Anything else (a constraint, a bad
+    value) is a request's or an experiment's own fault.
+    """
+    if isinstance(exc, pgerrors.DiskFull):
+        return StorageFull(FULL_MESSAGE)
+    if isinstance(exc, pgerrors.IoError):
+        return StorageFull(f"I/O error ({_one_line(exc)}): nothing was written; retry later")
+    if isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError | pgerrors.ReadOnlySqlTransaction
+    ):
+        return StorageUnavailable(f"storage unavailable ({_one_line(exc)}): nothing was written")
+    return None
+
+
+def _where(url: str) -> str:
+    """``host:port/dbname`` of a URL, without credentials (for messages)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the PostgreSQL URL"
+    host, port = info.get("host") or "localhost", info.get("port") or "5432"
+    return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
+
+
+def _record(row: Sequence[Any], arms: list[ArmRecord]) -> ExperimentRecord:
+    return ExperimentRecord(
+        id=row[0],
+        name=row[1],
+        policy=json.loads(row[2]),
+        reward_type=row[3],
+        status=row[4],
+        version=row[5],
+        created_at=row[6],
+        updated_at=row[7],
+        arms=arms,
+        options=json.loads(row[8]),
+        conclusion=decode_json(row[9]),
+        last_snapshot=row[10],
+        policy_state=row[11],
+    )
+
+
+def _records(
+    conn: psycopg.Connection[Any], where: str, params: Sequence[Any]
+) -> list[ExperimentRecord]:
+    """The experiments selected by ``where`` with their arms, in two queries."""
+    rows = conn.execute(
+        f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments {where} ORDER BY created_at, id", params
+    ).fetchall()
+    if not rows:
+        return []
+    arms: dict[str, list[ArmRecord]] = {r[0]: [] for r in rows}
+    for r in conn.execute(
+        f"SELECT experiment_id, {ARM_COLUMNS} FROM arms WHERE experiment_id = ANY(%s)"
+        " ORDER BY experiment_id, position",
+        (list(arms),),
+    ):
+        arms[r[0]].append(arm_record(r[1:]))
+    return [_record(r, arms[r[0]]) for r in rows]
+
+
+def _insert_arm(conn: psycopg.Connection[Any], experiment_id: str, arm: ArmRecord) -> None:
+    conn.execute(
+        f"INSERT INTO arms (experiment_id, {ARM_COLUMNS})"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            experiment_id,
+            arm.arm_id,
+            json_text(arm.payload),
+            bool(arm.enabled),
+            bool(arm.deleted),
+            arm.position,
+            float(arm.created_at),
+            int(arm.decisions),
+            float(arm.rewards),
+            float(arm.reward_sum),
+            float(arm.reward_sq_sum),
+            json_text(arm.prior),
+            json_text(arm.ips),
+            float(arm.shift),
+        ),
+    )
+
+
+def _bump(conn: psycopg.Connection[Any], experiment_id: str, ts: float) -> None:
+    cur = conn.execute(
+        "UPDATE experiments SET version = version + 1, updated_at = %s WHERE id = %s",
+        (ts, experiment_id),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"experiment {experiment_id!r} not found")
+
+
+class PostgresBatch:
+    """A data-plane transaction on one pooled connection (see :class:`BatchTx`)."""
+
+    def __init__(self, store: PostgresStorage, conn: psycopg.Connection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+
+    def _execute(self, query: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+        """Run one statement; storage-wide failures become :class:`StorageUnavailable`."""
+        try:
+            return self._conn.execute(query, params)
+        except psycopg.Error as exc:
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo only this block's writes if it raises (the transaction goes on).
+
+        Storage-wide failures are raised as :class:`StorageUnavailable` (the whole
+        group fails), as is a failure to roll back to the savepoint.
+        """
+        self._execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException as exc:
+            error = storage_error(exc) if isinstance(exc, psycopg.Error) else None
+            if error is not None:
+                raise error from exc
+            if isinstance(exc, StorageUnavailable):
+                raise
+            try:
+                self._conn.execute("ROLLBACK TO SAVEPOINT part")
+                self._conn.execute("RELEASE SAVEPOINT part")
+            except psycopg.Error as undo:
+                raise storage_error(undo) or StorageUnavailable(
+                    f"storage failure ({_one_line(undo)}): nothing was written"
+                ) from exc
+            raise
+        self._execute("RELEASE SAVEPOINT part")
+
+    def others_wrote(self) -> bool:
+        return self._store._take_others_wrote()
+
+    def load_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        try:
+            found = _records(self._conn, "WHERE id = %s", (experiment_id,))
+        except psycopg.Error as exc:
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        return found[0] if found else None
+
+    def find_assignments(
+        self, experiment_id: str, unit_ids: Sequence[str]
+    ) -> dict[str, tuple[str, float]]:
+        rows = self._execute(
+            "SELECT unit_id, arm_id, propensity FROM assignments"
+            " WHERE experiment_id = %s AND unit_id = ANY(%s)",
+            (experiment_id, list(dict.fromkeys(unit_ids))),
+        )
+        return {unit: (arm, p) for unit, arm, p in rows}
+
+    def save_assignments(self, experiment_id: str, rows: Iterable[tuple[str, str, float]]) -> None:
+        latest = {unit: (arm, float(p)) for unit, arm, p in rows}  # the last one wins
+        if not latest:
+            return
+        self._execute(
+            "INSERT INTO assignments (experiment_id, unit_id, arm_id, propensity)"
+            " SELECT %s, u, a, p FROM unnest(%s::text[], %s::text[], %b::float8[]) AS t(u, a, p)"
+            " ON CONFLICT (experiment_id, unit_id)"
+            " DO UPDATE SET arm_id = EXCLUDED.arm_id, propensity = EXCLUDED.propensity",
+            (
+                experiment_id,
+                list(latest),
+                [a for a, _ in latest.values()],
+                [p for _, p in latest.values()],
+            ),
+        )
+
+    def append_decisions(self, events: Sequence[DecisionEvent]) -> None:
+        if not events:
+            return
+        # one statement for the group; floats travel as binary float8 (exact)
+        self._execute(
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, propensity,"
+            " unit_id, context, data) SELECT ts, e, 'decision', d, a, p, u, c, x FROM unnest("
+            "%b::float8[], %s::text[], %s::text[], %s::text[], %b::float8[], %s::text[],"
+            " %s::text[], %s::text[]) WITH ORDINALITY AS t(ts, e, d, a, p, u, c, x, i)"
+            " ORDER BY i",
+            (
+                [float(e.ts) for e in events],
+                [e.experiment_id for e in events],
+                [e.decision_id for e in events],
+                [e.arm_id for e in events],
+                [float(e.propensity) for e in events],
+                [e.unit_id for e in events],
+                [json_text(e.context) for e in events],
+                [decision_text(e.eligible, e.policy) for e in events],
+            ),
+        )
+
+    def find_decisions(
+        self, experiment_id: str, decision_ids: Sequence[str]
+    ) -> dict[str, DecisionRef]:
+        found: dict[str, DecisionRef] = {}
+        rewarded: set[str] = set()
+        rows = self._execute(
+            "SELECT decision_id, kind, arm_id, propensity, context, data FROM events"
+            " WHERE decision_id = ANY(%s) AND experiment_id = %s",
+            (list(dict.fromkeys(decision_ids)), experiment_id),
+        )
+        for decision_id, kind, arm_id, propensity, context, data in rows:
+            if kind == "decision":
+                eligible, policy = decision_meta(data)
+                found[decision_id] = DecisionRef(
+                    arm_id, False, propensity, context, eligible, policy
+                )
+            else:
+                rewarded.add(decision_id)
+        for d in rewarded & found.keys():
+            found[d] = found[d]._replace(rewarded=True)
+        return found
+
+    def append_rewards(self, events: Sequence[RewardEvent]) -> None:
+        if not events:
+            return
+        self._execute(
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
+            " SELECT ts, e, 'reward', d, a, r, n FROM unnest(%b::float8[], %s::text[],"
+            " %s::text[], %s::text[], %b::float8[], %b::float8[])"
+            " WITH ORDINALITY AS t(ts, e, d, a, r, n, i) ORDER BY i",
+            (
+                [float(e.ts) for e in events],
+                [e.experiment_id for e in events],
+                [e.decision_id for e in events],
+                [e.arm_id for e in events],
+                [float(e.reward) for e in events],
+                [float(e.count) for e in events],
+            ),
+        )
+
+    def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
+        self._execute(
+            "UPDATE experiments SET policy_state = %s WHERE id = %s", (state, experiment_id)
+        )
+
+    def add_arm_stats(self, experiment_id: str, deltas: Sequence[ArmStatsDelta]) -> None:
+        if not deltas:
+            return
+        with_ips = [d for d in deltas if d.ips is not None]
+        if with_ips:  # the sums' vector is added here; the store's write lock is held
+            stored = dict(
+                self._execute(
+                    "SELECT arm_id, ips FROM arms WHERE experiment_id = %s"
+                    " AND arm_id = ANY(%s::text[])",
+                    (experiment_id, [d.arm_id for d in with_ips]),
+                ).fetchall()
+            )
+            self._execute(
+                "UPDATE arms SET ips = t.ips FROM unnest(%s::text[], %s::text[])"
+                " AS t(arm_id, ips) WHERE arms.experiment_id = %s AND arms.arm_id = t.arm_id",
+                (
+                    [d.arm_id for d in with_ips],
+                    [
+                        json_text(add_ips(decode_json(stored.get(d.arm_id)), d.ips))
+                        for d in with_ips
+                    ],
+                    experiment_id,
+                ),
+            )
+        # SET expressions all read the row as it was; the squares are re-centred onto
+        # the stored shift (see ArmStatsDelta)
+        self._execute(
+            "UPDATE arms SET"
+            " reward_sq_sum = CASE WHEN arms.rewards = 0 THEN t.ss ELSE arms.reward_sq_sum"
+            "   + t.ss + 2 * (t.c - arms.shift) * t.cs"
+            "   + t.n * (t.c - arms.shift) * (t.c - arms.shift) END,"
+            " shift = CASE WHEN arms.rewards = 0 THEN t.c ELSE arms.shift END,"
+            " decisions = arms.decisions + t.d, rewards = arms.rewards + t.n,"
+            " reward_sum = arms.reward_sum + t.s"
+            " FROM unnest(%s::text[], %b::int8[], %b::float8[], %b::float8[], %b::float8[],"
+            " %b::float8[], %b::float8[]) AS t(arm_id, d, n, s, ss, cs, c)"
+            " WHERE arms.experiment_id = %s AND arms.arm_id = t.arm_id",
+            (
+                [d.arm_id for d in deltas],
+                [int(d.decisions) for d in deltas],
+                [float(d.rewards) for d in deltas],
+                [float(d.reward_sum) for d in deltas],
+                [float(d.reward_sq_sum) for d in deltas],
+                [float(d.centred_sum) for d in deltas],
+                [float(d.shift) for d in deltas],
+                experiment_id,
+            ),
+        )
+
+
+class PostgresStorage:
+    """PostgreSQL implementation of :class:`~octobandit.storage.base.Storage`.
+
+    ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_min`` and
+    ``pool_max`` bound the connection pool; ``timeout`` (seconds) bounds the wait
+    for a pooled connection and for a lock (then 503). An unreachable server or
+    an unusable database at start raises :class:`StorageUnusable`.
+    """
+
+    def __init__(
+        self, url: str, *, pool_min: int = 1, pool_max: int = 4, timeout: float = 10.0
+    ) -> None:
+        if not 0 < pool_min <= pool_max:
+            raise ValueError("need 0 < pool_min <= pool_max")
+        self.url = url
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        #: ``(code, message)`` after an operation failed with a storage-wide error
+        self.problem: tuple[str, str] | None = None
+        #: the store version this process's last write transaction committed
+        self._last_version = self._prepare()
+        self._others = False
+        lock_ms = max(1, int(timeout * 1000))
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(f"SET lock_timeout = {lock_ms}")
+
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            configure=configure,
+            open=False,
+            name="octobandit",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StorageUnusable(f"cannot connect to {_where(url)}: {_one_line(exc)}") from exc
+
+    def _prepare(self) -> int:
+        """Connect once, create or check the schema; returns the store version."""
+        try:
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
+        except psycopg.Error as exc:
+            raise StorageUnusable(
+                f"cannot connect to {_where(self.url)}: {_one_line(exc)}"
+            ) from exc
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS octobandit_schema (version INTEGER NOT NULL)"
+                )
+                row = conn.execute("SELECT max(version) FROM octobandit_schema").fetchone()
+                version = row[0] if row else None
+                if version is None:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO octobandit_schema VALUES (%s)", (SCHEMA_VERSION,))
+                elif version > SCHEMA_VERSION:
+                    raise StorageUnusable(
+                        f"{_where(self.url)} has schema version {version}, newer than this"
+                        f" release's {SCHEMA_VERSION}: upgrade octobandit"
+                    )
+                current = conn.execute("SELECT version FROM octobandit_store").fetchone()
+            return int(current[0]) if current else 0
+        except psycopg.Error as exc:
+            raise StorageUnusable(f"cannot use {_where(self.url)}: {_one_line(exc)}") from exc
+        finally:
+            conn.close()
+
+    # -- health -------------------------------------------------------------
+    def health(self) -> dict[str, str] | None:
+        """``None`` when the last operation worked, else ``{"reason", "message"}`` (no I/O)."""
+        problem = self.problem
+        return None if problem is None else {"reason": problem[0], "message": problem[1]}
+
+    def _failed(self, exc: psycopg.Error) -> StorageUnavailable | None:
+        error = storage_error(exc)
+        if error is not None:
+            self._noted(error)
+        return error
+
+    def _noted(self, error: StorageUnavailable) -> None:
+        if self.problem is None:
+            log.warning("PostgreSQL store: %s", error.message)
+        self.problem = (error.code, error.message)
+
+    def _take_others_wrote(self) -> bool:
+        others, self._others = self._others, False
+        return others
+
+    # -- transactions -------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        """A read-only snapshot (repeatable read) on a pooled connection."""
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield conn
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            error = self._failed(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        """One write transaction, serialised with every other writer on the database."""
+        with self._lock:
+            try:
+                with self._pool.connection() as conn:
+                    conn.execute("BEGIN")
+                    try:
+                        row = conn.execute(
+                            "UPDATE octobandit_store SET version = version + 1 RETURNING version"
+                        ).fetchone()
+                        version = int(row[0]) if row else 0
+                        if version - 1 != self._last_version:
+                            self._others = True  # another process committed meanwhile
+                        yield conn
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if not conn.closed:
+                            with contextlib.suppress(psycopg.Error):
+                                conn.execute("ROLLBACK")
+                        raise
+                    self._last_version = version
+            except psycopg.Error as exc:
+                error = self._failed(exc)
+                if error is None:
+                    raise
+                raise error from exc
+            except StorageUnavailable as exc:  # raised inside the batch
+                self._noted(exc)
+                raise
+            self.problem = None  # a write went through
+
+    @contextmanager
+    def batch(self) -> Iterator[PostgresBatch]:
+        with self._write() as conn:
+            yield PostgresBatch(self, conn)
+
+    # -- reads --------------------------------------------------------------
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        with self._read() as conn:
+            found = _records(conn, "WHERE id = %s", (experiment_id,))
+        return found[0] if found else None
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self._read() as conn:
+            return _records(conn, "", ())
+
+    def events(self, experiment_id: str | None = None) -> Iterator[Event]:
+        columns = (
+            "seq, ts, experiment_id, kind, decision_id, arm_id, propensity, unit_id,"
+            " context, reward, count, data"
+        )
+        with self._read() as conn:
+            if experiment_id is None:
+                rows = conn.execute(f"SELECT {columns} FROM events ORDER BY seq").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM events WHERE experiment_id = %s ORDER BY seq",
+                    (experiment_id,),
+                ).fetchall()
+        for r in rows:
+            yield Event(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_json(r[8]), r[9], r[10],
+                decode_json(r[11]),
+            )  # fmt: skip
+
+    def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
+        with self._read() as conn:
+            return _records(conn, f"WHERE last_snapshot + {_INTERVAL} <= %s", (now,))
+
+    def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT experiment_id, ts, reason, data FROM snapshots WHERE experiment_id = %s"
+                " ORDER BY seq DESC LIMIT %s",
+                (experiment_id, limit),
+            ).fetchall()
+        return [Snapshot(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
+
+    # -- control plane ------------------------------------------------------
+    def create_experiment(self, record: ExperimentRecord) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM experiments WHERE id = %s", (record.id,)).fetchone():
+                raise Conflict(f"experiment {record.id!r} already exists", code="already_exists")
+            conn.execute(
+                f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, NULL)",
+                (
+                    record.id,
+                    record.name,
+                    json.dumps(record.policy),
+                    record.reward_type,
+                    record.status,
+                    record.version,
+                    float(record.created_at),
+                    float(record.updated_at),
+                    json.dumps(record.options),
+                    float(record.created_at),
+                ),
+            )
+            for arm in record.arms:
+                _insert_arm(conn, record.id, arm)
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
+        allowed = {"name", "status", "policy", "options", "conclusion", "policy_state"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            for key, value in changes.items():
+                conn.execute(
+                    f"UPDATE experiments SET {key} = %s WHERE id = %s",
+                    (
+                        json.dumps(value) if key in ("policy", "options", "conclusion") else value,
+                        experiment_id,
+                    ),
+                )
+
+    def delete_experiment(self, experiment_id: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM experiments WHERE id = %s", (experiment_id,))
+            for table in _TABLES[1:]:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE experiment_id = %s",
+                    (experiment_id,),
+                )
+            return cur.rowcount > 0
+
+    def delete_all(self) -> int:
+        with self._write() as conn:
+            row = conn.execute("SELECT count(*) FROM experiments").fetchone()
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table}")
+            return int(row[0]) if row else 0
+
+    def reset_experiment(self, experiment_id: str, ts: float) -> None:
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            conn.execute(
+                "UPDATE arms SET decisions = 0, rewards = 0, reward_sum = 0, reward_sq_sum = 0,"
+                " ips = NULL, shift = 0 WHERE experiment_id = %s",
+                (experiment_id,),
+            )
+            conn.execute(
+                "UPDATE experiments SET policy_state = NULL WHERE id = %s", (experiment_id,)
+            )
+            conn.execute("DELETE FROM assignments WHERE experiment_id = %s", (experiment_id,))
+            conn.execute(
+                "INSERT INTO events (ts, experiment_id, kind) VALUES (%s, %s, 'reset')",
+                (ts, experiment_id),
+            )
+
+    def add_arm(self, experiment_id: str, arm: ArmRecord, ts: float) -> None:
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            if conn.execute(
+                "SELECT 1 FROM arms WHERE experiment_id = %s AND arm_id = %s",
+                (experiment_id, arm.arm_id),
+            ).fetchone():
+                raise Conflict(f"arm {arm.arm_id!r} already exists", code="already_exists")
+            row = conn.execute(
+                "SELECT coalesce(max(position) + 1, 0) FROM arms WHERE experiment_id = %s",
+                (experiment_id,),
+            ).fetchone()
+            arm.position = int(row[0]) if row else 0
+            _insert_arm(conn, experiment_id, arm)
+
+    def update_arm(
+        self, experiment_id: str, arm_id: str, changes: Mapping[str, Any], ts: float
+    ) -> None:
+        allowed = {"enabled", "deleted", "payload"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            if not conn.execute(
+                "SELECT 1 FROM arms WHERE experiment_id = %s AND arm_id = %s",
+                (experiment_id, arm_id),
+            ).fetchone():
+                raise NotFound(f"arm {arm_id!r} not found in experiment {experiment_id!r}")
+            for key, value in changes.items():
+                conn.execute(
+                    f"UPDATE arms SET {key} = %s WHERE experiment_id = %s AND arm_id = %s",
+                    (json_text(value) if key == "payload" else bool(value), experiment_id, arm_id),
+                )
+
+    def set_arm_stats(self, experiment_id: str, row: ArmStatsRow, ts: float) -> None:
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            cur = conn.execute(
+                "UPDATE arms SET decisions = %s, rewards = %s, reward_sum = %s,"
+                " reward_sq_sum = %s, ips = NULL, shift = %s"
+                " WHERE experiment_id = %s AND arm_id = %s",
+                (
+                    int(row.decisions),
+                    float(row.rewards),
+                    float(row.reward_sum),
+                    float(row.reward_sq_sum),
+                    float(row.shift),
+                    experiment_id,
+                    row.arm_id,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"arm {row.arm_id!r} not found in experiment {experiment_id!r}")
+            data = {
+                "decisions": row.decisions,
+                "rewards": row.rewards,
+                "reward_sum": row.reward_sum,
+                "reward_sq_sum": row.reward_sq_sum,
+                "shift": row.shift,
+            }
+            conn.execute(
+                "INSERT INTO events (ts, experiment_id, kind, arm_id, data)"
+                " VALUES (%s, %s, 'set_stats', %s, %s)",
+                (ts, experiment_id, row.arm_id, json.dumps(data)),
+            )
+
+    def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
+        with self._write() as conn:
+            _bump(conn, experiment_id, ts)
+            conn.execute(
+                "UPDATE experiments SET status = 'concluded', conclusion = %s WHERE id = %s",
+                (json.dumps(conclusion), experiment_id),
+            )
+
+    def add_snapshot(self, snapshot: Snapshot) -> bool:
+        with self._write() as conn:
+            if snapshot.reason == "interval":  # another process may have taken it meanwhile
+                due = conn.execute(
+                    f"SELECT last_snapshot + {_INTERVAL} <= %s FROM experiments WHERE id = %s",
+                    (snapshot.ts, snapshot.experiment_id),
+                ).fetchone()
+                if not due or not due[0]:
+                    return False
+            conn.execute(
+                "INSERT INTO snapshots (experiment_id, ts, reason, data) VALUES (%s, %s, %s, %s)",
+                (snapshot.experiment_id, snapshot.ts, snapshot.reason, json.dumps(snapshot.data)),
+            )
+            conn.execute(
+                "UPDATE experiments SET last_snapshot = greatest(last_snapshot, %s) WHERE id = %s",
+                (snapshot.ts, snapshot.experiment_id),
+            )
+            return True
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,78 @@
+"""Row encoding shared by the storage backends.
+
+Both backends store JSON columns as text encoded the same way and decode
+rows into the same records, so that a record read back from either one is
+equal to the record written.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from octobandit.storage.base import ArmRecord, decode_json
+
+#: the arm columns in the order :func:`arm_record` reads them
+ARM_COLUMNS = (
+    "arm_id, payload, enabled, deleted, position, created_at,"
+    " decisions, rewards, reward_sum, reward_sq_sum, prior, ips, shift"
+)
+
+encode = msgspec.json.Encoder().encode
+
+
+def dumps(value: Any) -> bytes | None:
+    """A JSON column's bytes (``None`` stays SQL NULL)."""
+    return None if value is None else encode(value)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's text (``None`` stays SQL NULL)."""
+    return None if value is None else encode(value).decode()
+
+
+@functools.cache
+def decision_data(eligible: int | None, policy: bool) -> bytes | None:
+    """A decision event's ``data``: ``{"k": K}`` (enabled arms), ``"policy": false``
+    when served without exploration (few distinct values: encoded once each)."""
+    if eligible is None:
+        return None
+    return encode({"k": eligible} if policy else {"k": eligible, "policy": False})
+
+
+@functools.lru_cache(maxsize=64)
+def decision_text(eligible: int | None, policy: bool) -> str | None:
+    """:func:`decision_data` as text."""
+    data = decision_data(eligible, policy)
+    return None if data is None else data.decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def decision_meta(data: bytes | str | None) -> tuple[int | None, bool]:
+    """``(K, policy)`` of a decision event's ``data`` (``(None, True)`` for a decision
+    logged before these were recorded)."""
+    value = decode_json(data)
+    if not isinstance(value, dict) or not isinstance(value.get("k"), int):
+        return None, True
+    return value["k"], value.get("policy", True) is not False
+
+
+def arm_record(row: tuple[Any, ...]) -> ArmRecord:
+    """An :class:`ArmRecord` from a row of :data:`ARM_COLUMNS`."""
+    return ArmRecord(
+        arm_id=row[0],
+        payload=decode_json(row[1]),
+        enabled=bool(row[2]),
+        deleted=bool(row[3]),
+        position=row[4],
+        created_at=row[5],
+        decisions=row[6],
+        rewards=row[7],
+        reward_sum=row[8],
+        reward_sq_sum=row[9],
+        prior=decode_json(row[10]),
+        ips=decode_json(row[11]),
+        shift=row[12],
+    )
