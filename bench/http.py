@@ -42,12 +42,8 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# this file is named http.py: keep its folder off the path so `import http` finds the stdlib
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# this file is named http.py: keep its folder last on the path so `import http` finds the stdlib
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 import httpx  # noqa: E402
+from _common import free_port, start, stop, wait_up  # noqa: E402
+from _common import wrk as run_wrk  # noqa: E402
 
 RESULTS = HERE / "results" / "http.json"
 CONTEXT = '"context":{"country":"fr"}'
@@ -168,61 +166,11 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
 def wrk(url: str, script: str, args: argparse.Namespace) -> dict[str, Any]:
     """One wrk run; requests per second, latency percentiles (ms) and failures."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    cmd = [
-        "wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections),
-        "-d", f"{args.duration}s", "--timeout", "5s", "-s", f.name, url,
-    ]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    os.unlink(f.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        assert m, out
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "requests_per_s": rps,
-        "requests": total,
-        "p50_ms": pct("50"),
-        "p99_ms": pct("99"),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": errors.group(1) if errors else "",
-    }
+    return run_wrk(
+        url, script, threads=args.threads, connections=args.connections, duration=args.duration
+    )
 
 
 def uvicorn_cmd(target: str, port: int, factory: bool = False) -> list[str]:
@@ -294,7 +242,7 @@ def main() -> None:
     paired_bare: dict[str, list[tuple[str, int]]] = {k: [] for k in kinds}
     pool = [0]  # decisions made beforehand for the reward_by_id runs
     try:
-        wait_up(bare_url + "/echo")
+        wait_up(bare_url + "/echo", "POST")
         wait_up(svc_url + "/healthz")
         client = httpx.Client(base_url=svc_url, timeout=60)
         for kind in kinds:

@@ -22,12 +22,8 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# bench/http.py would shadow the stdlib's http package that httpx imports
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# bench/http.py would shadow the stdlib's http package that httpx imports: keep bench/ last
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 import httpx  # noqa: E402
+from _common import Wrk, free_port, start, stop, wait_up  # noqa: E402
 
 RESULTS = HERE / "results" / "wal.json"
 MB = 1 << 20
@@ -51,42 +48,16 @@ wrk.body = '%s'
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wrk(url: str, body: str, args: argparse.Namespace) -> Wrk:
+    return Wrk(
+        url, LUA % body, threads=1, connections=args.connections, duration=args.duration,
+        timeout="10s",
+    )  # fmt: skip
 
 
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def wrk(url: str, body: str, args: argparse.Namespace, script_dir: Path) -> subprocess.Popen[str]:
-    script = script_dir / f"post{abs(hash(body))}.lua"
-    script.write_text(LUA % body)
-    cmd = [
-        "wrk", "-t", "1", "-c", str(args.connections), "-d", f"{args.duration}s",
-        "--timeout", "10s", "-s", str(script), url,
-    ]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-
-
-def completed(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate()
-    total = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "requests": int(total.group(1)) if total else 0,
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-    }
+def completed(load: Wrk) -> dict[str, Any]:
+    r = load.result()
+    return {"requests": r["requests"], "non_2xx": r["non_2xx"]}
 
 
 class Sampler(threading.Thread):
@@ -120,7 +91,7 @@ def run(workers: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sys.executable, "-m", "octobandit.cli", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--db", str(db), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
-    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    server = start(cmd, env)
     try:
         wait_up(url + "/healthz")
         httpx.post(
@@ -134,14 +105,11 @@ def run(workers: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sampler = Sampler(db)
         sampler.start()
         t0 = time.monotonic()
-        decisions = wrk(
-            url + "/v1/experiments/wal/decisions", '{"context":{"country":"fr"}}', args, work
-        )
+        decisions = wrk(url + "/v1/experiments/wal/decisions", '{"context":{"country":"fr"}}', args)
         rewards = wrk(
             url + "/v1/experiments/wal/rewards",
             '{"arm_id":"arm1","reward":1,"count":2}',
             args,
-            work,
         )
         loads = {"decisions": completed(decisions), "rewards": completed(rewards)}
         elapsed = time.monotonic() - t0
@@ -149,8 +117,7 @@ def run(workers: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sampler.join()
         stats = httpx.get(url + "/v1/experiments/wal/stats").json()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     wal = [s[1] for s in sampler.samples]
     writes = sum(v["requests"] - v["non_2xx"] for v in loads.values())
     return {
