@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from octobandit.storage import SQLiteStorage
+from octobandit.storage import SQLiteStorage, open_store
 from octobandit.storage.base import Event, Storage
 
 ARMS = ["a", "b", "c"]
@@ -104,6 +104,30 @@ def test_two_workers_on_sqlite(sqlite_two_workers: tuple[list[str], Callable[[],
     assert httpx.post(urls[0] + "/v1/experiments", json=spec).status_code == 201
     acked = asyncio.run(_load(urls, seed=8))
     store = open_store()
+    try:
+        _check(store, urls, acked)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def postgres_three_replicas(
+    postgres_url: str, server_factory: Any
+) -> Iterator[tuple[list[str], Callable[[], Storage]]]:
+    """Three services (separate processes and ports, one engine process each) on one
+    PostgreSQL database."""
+    servers = [server_factory(postgres_url).start() for _ in range(3)]
+    yield [s.url for s in servers], lambda: open_store(postgres_url)
+
+
+def test_three_replicas_on_postgresql(
+    postgres_three_replicas: tuple[list[str], Callable[[], Storage]],
+) -> None:
+    urls, open_store_ = postgres_three_replicas
+    spec = {"id": "e", "arms": [{"id": a} for a in ARMS]}
+    assert httpx.post(urls[1] + "/v1/experiments", json=spec).status_code == 201
+    acked = asyncio.run(_load(urls, seed=9))
+    store = open_store_()
     try:
         _check(store, urls, acked)
     finally:
