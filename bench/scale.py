@@ -234,7 +234,7 @@ def run_slot(
     else:
         assert pg is not None
         procs = [start(serve_cmd(p, 1, store=pg.url), env) for p in ports]
-    exp = f"scale-r{r}"
+    exp = f"scale-{config}-r{r}"
     slot: dict[str, Any] = {"config": config, "round": r, "ports": ports, "runs": {}}
     try:
         for u in urls:
