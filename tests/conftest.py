@@ -89,6 +89,25 @@ def engine_server(engine: Engine, path: str) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,9 +147,14 @@ class Server:
         raise RuntimeError("server did not start within 30 s")
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown code runs."""
+        """SIGKILL the service and every process it started (its engine process runs in a
+        session of its own): no shutdown code runs anywhere."""
         assert self.proc is not None
+        family = descendants(self.proc.pid)
         os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from octobandit.storage import SQLiteStorage
+from octobandit.storage import SQLiteStorage, Storage, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +45,7 @@ def _load_fold() -> Any:
 
 _fold_module = _load_fold()
 fold, stored_row = _fold_module.fold, _fold_module.stored_row
+agrees_with_fold = _fold_module.agrees_with_fold
 
 
 @dataclass
@@ -59,15 +60,27 @@ class Acked:
     failed: int = 0  # requests without an answer (the server was killed)
 
 
+class _Prefixed:
+    """POSTs to one server through a shared client."""
+
+    def __init__(self, http: httpx.Client, url: str) -> None:
+        self.http, self.url = http, url
+
+    def post(self, path: str, json: Any) -> httpx.Response:
+        return self.http.post(self.url + path, json=json)
+
+
 def _value(rng: random.Random, exp: str) -> float:
     return float(rng.random() < 0.5) if exp == "bin" else round(rng.gauss(10, 3), 6)
 
 
-def _load(url: str, acked: Acked, stop: threading.Event, seed: int) -> None:
+def _load(urls: list[str], acked: Acked, stop: threading.Event, seed: int) -> None:
+    """Requests to a random one of ``urls`` each (the list may change meanwhile)."""
     rng = random.Random(seed)
     serial = 0
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(timeout=10) as http:
         while not stop.is_set():
+            client = _Prefixed(http, rng.choice(urls))
             exp = rng.choice(list(EXPERIMENTS))
             u = rng.random()
             try:
@@ -127,7 +140,7 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
         server = server_factory(db, workers=workers).start()
         stop = threading.Event()
         threads = [
-            threading.Thread(target=_load, args=(server.url, acked, stop, 10 * round_no + t))
+            threading.Thread(target=_load, args=([server.url], acked, stop, 10 * round_no + t))
             for t in range(THREADS)
         ]
         before = (len(acked.decisions), acked.failed)
@@ -149,33 +162,86 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
 
     storage = SQLiteStorage(str(db))
     try:
-        events = list(storage.events())
-        logged_decisions = {
-            (e.experiment_id, e.decision_id): e.arm_id for e in events if e.kind == "decision"
-        }
-        logged_by_id = {
-            (e.experiment_id, e.decision_id): e.reward
-            for e in events
-            if e.kind == "reward" and e.decision_id is not None
-        }
-        logged_by_arm = Counter(
-            (e.experiment_id, e.arm_id, e.reward, e.count)
-            for e in events
-            if e.kind == "reward" and e.decision_id is None
-        )
-        lost = {k: v for k, v in acked.decisions.items() if logged_decisions.get(k) != v}
-        assert not lost, f"{len(lost)} acknowledged decisions missing"
-        lost = {k: v for k, v in acked.by_id.items() if logged_by_id.get(k) != v}
-        assert not lost, f"{len(lost)} acknowledged rewards by decision id missing"
-        missing = acked.by_arm - logged_by_arm
-        assert not missing, f"acknowledged rewards by arm missing: {missing}"
-        assert len(acked.by_id) > 0 and sum(acked.by_arm.values()) > 0
+        verify(storage, acked)
+    finally:
+        storage.close()
 
-        folded = fold(events)
-        for exp in EXPERIMENTS:
-            record = storage.get_experiment(exp)
-            assert record is not None
-            for arm in record.arms:
-                assert folded[(exp, arm.arm_id)] == stored_row(arm), (exp, arm.arm_id)
+
+def verify(storage: Storage, acked: Acked) -> None:
+    """Every acknowledged write is in the log, none twice, and the statistics are its fold."""
+    events = list(storage.events())
+    logged_decisions = {
+        (e.experiment_id, e.decision_id): e.arm_id for e in events if e.kind == "decision"
+    }
+    logged_by_id = {
+        (e.experiment_id, e.decision_id): e.reward
+        for e in events
+        if e.kind == "reward" and e.decision_id is not None
+    }
+    logged_by_arm = Counter(
+        (e.experiment_id, e.arm_id, e.reward, e.count)
+        for e in events
+        if e.kind == "reward" and e.decision_id is None
+    )
+    lost = {k: v for k, v in acked.decisions.items() if logged_decisions.get(k) != v}
+    assert not lost, f"{len(lost)} acknowledged decisions missing"
+    lost = {k: v for k, v in acked.by_id.items() if logged_by_id.get(k) != v}
+    assert not lost, f"{len(lost)} acknowledged rewards by decision id missing"
+    missing = acked.by_arm - logged_by_arm
+    assert not missing, f"acknowledged rewards by arm missing: {missing}"
+    assert len(acked.by_id) > 0 and sum(acked.by_arm.values()) > 0
+    twice = Counter(
+        (e.experiment_id, e.decision_id)
+        for e in events
+        if e.kind == "reward" and e.decision_id is not None
+    )
+    assert max(twice.values()) == 1, "a decision rewarded twice"
+
+    # the fold of the log, within the rounding of adding a group's rewards as one delta
+    folded, sizes = fold(events), fold(events, magnitude=True)
+    terms = sum(1 for e in events if e.kind == "reward")
+    for exp in EXPERIMENTS:
+        record = storage.get_experiment(exp)
+        assert record is not None
+        for arm in record.arms:
+            key = (exp, arm.arm_id)
+            assert agrees_with_fold(folded[key], sizes[key], stored_row(arm), terms), key
+
+
+def test_killing_replicas_on_postgresql_loses_nothing(
+    postgres_url: str, server_factory: Any
+) -> None:
+    """Two replicas on one PostgreSQL database under load from threads that spread their
+    requests over both; one replica at a time is SIGKILLed at a random moment and a new
+    one started, six times. Nothing acknowledged is lost or counted twice."""
+    rng = random.Random(11)
+    replicas = [server_factory(postgres_url).start() for _ in range(2)]
+    for exp, reward in EXPERIMENTS.items():
+        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
+        assert httpx.post(replicas[0].url + "/v1/experiments", json=spec).status_code == 201
+    urls = [r.url for r in replicas]
+    acked, stop = Acked(), threading.Event()
+    threads = [
+        threading.Thread(target=_load, args=(urls, acked, stop, 500 + t)) for t in range(THREADS)
+    ]
+    for t in threads:
+        t.start()
+    kills = []
+    for _ in range(6):
+        time.sleep(rng.uniform(0.5, 1.5))
+        j = rng.randrange(2)
+        before = len(acked.decisions)
+        replicas[j].kill()  # SIGKILL of its whole process group, mid-load
+        replicas[j] = server_factory(postgres_url).start()
+        urls[j] = replicas[j].url
+        kills.append(len(acked.decisions) - before)
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert acked.failed >= 1 and len(acked.decisions) >= 100, (acked.failed, kills)
+    storage = open_store(postgres_url)
+    try:
+        verify(storage, acked)
     finally:
         storage.close()

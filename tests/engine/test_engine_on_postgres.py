@@ -78,11 +78,12 @@ def test_a_scenario_leaves_the_fold_of_the_log(stores: Callable[[], Storage]) ->
     for exp_id in ("ts", "eg"):  # a sticky unit keeps its arm (until a reset)
         assert len({s for s in sticky if s.startswith(f"{exp_id}:")}) <= 2
     events = list(engine.storage.events())
-    folded = fold(events)
+    folded, sizes = fold(events), fold(events, magnitude=True)
     rewards = len([e for e in events if e.kind == "reward"])
     for exp_id in EXPERIMENTS:
         for arm in engine.get_experiment(exp_id).arms:
-            assert agrees_with_fold(folded[(exp_id, arm.arm_id)], stored_row(arm), rewards)
+            key = (exp_id, arm.arm_id)
+            assert agrees_with_fold(folded[key], sizes[key], stored_row(arm), rewards)
     assert sum(1 for e in engine.storage.events() if e.kind == "decision") == decided
 
 

@@ -24,25 +24,28 @@ def stored_row(arm: ArmRecord) -> list[float]:
     return row + (arm.ips or [0.0] * 13) + [arm.shift]
 
 
-def agrees_with_fold(folded: list[float], stored: list[float], terms: int) -> bool:
-    """Counts, sums and squares exactly (rewards whose sums are exact in binary: 0/1);
-    the importance-weighted sums, of at most ``terms`` nonnegative terms, within their
-    rounding: a group's increments are added to the store as one delta, the fold adds
-    them one by one, and either differs from the exact sum by at most
-    (terms - 1)·u·(the sum) (u = 2^-53)."""
-    exact = [0, 1, 2, 3, SHIFT]
+def agrees_with_fold(
+    folded: list[float], magnitude: list[float], stored: list[float], terms: int
+) -> bool:
+    """The stored statistics against the fold of the log: the counts and the shift
+    exactly; each sum within its rounding. The store adds a group's increments as one
+    delta where the fold adds them one by one, so the two orders of addition each differ
+    from the exact sum of at most ``terms`` terms by at most (terms - 1)·u·Σ|term|
+    (u = 2^-53); ``magnitude`` is the fold of the terms' absolute values."""
+    exact = [0, 1, SHIFT]
     if [folded[i] for i in exact] != [stored[i] for i in exact]:
         return False
     bound = 2 * max(terms, 1) * 2.0**-53
-    pairs = zip(folded[4:SHIFT], stored[4:SHIFT], strict=True)
-    return all(abs(f - s) <= bound * abs(f) for f, s in pairs)
+    return all(abs(folded[i] - stored[i]) <= bound * magnitude[i] for i in range(2, SHIFT))
 
 
-def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
+def fold(events: list[Event], *, magnitude: bool = False) -> dict[tuple[str, str], list[float]]:
     """Replay the log: decisions, reward count, sum and sum of squares about the arm's shift
     per arm, then the thirteen importance-weighted sums of rewards joined to their decision's
     propensity and number of enabled arms (see ArmStatsRow.ips), then the shift (the arm's
-    first reward since its statistics were last empty), since each experiment's last reset."""
+    first reward since its statistics were last empty), since each experiment's last reset.
+    With ``magnitude``, every term is added as its absolute value (for rounding bounds)."""
+    size = abs if magnitude else (lambda x: x)
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: list(ZERO))
     decided: dict[str, Event] = {}
     for e in events:
@@ -53,7 +56,7 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
         if e.kind == "set_stats":  # an admin overwrite of one arm
             d = e.data
             out[(e.experiment_id, e.arm_id or "")] = [
-                d["decisions"], d["rewards"], d["reward_sum"], d["reward_sq_sum"],
+                d["decisions"], d["rewards"], size(d["reward_sum"]), d["reward_sq_sum"],
             ] + [0.0] * 13 + [d.get("shift", 0.0)]  # fmt: skip
             continue
         assert e.arm_id is not None
@@ -68,7 +71,7 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
                 row[SHIFT] = r  # the shift: fixed at the first reward
             dev = r - row[SHIFT]
             row[1] += c
-            row[2] += r * c
+            row[2] += size(r * c)
             row[3] += dev * dev * c
             if e.decision_id is not None:
                 d = decided[e.decision_id]
@@ -78,7 +81,7 @@ def fold(events: list[Event]) -> dict[tuple[str, str], list[float]]:
                     continue
                 w = r / (k * p)
                 for i, term in enumerate((c, c * r, c * r * r, c * w, c * r * w, c * w * w)):
-                    row[4 + 6 + i] += term
+                    row[4 + 6 + i] += size(term)
     return out
 
 
