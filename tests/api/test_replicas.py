@@ -132,3 +132,32 @@ def test_three_replicas_on_postgresql(
         _check(store, urls, acked)
     finally:
         store.close()
+
+
+def test_a_unit_gets_the_same_arm_from_every_replica(
+    postgres_three_replicas: tuple[list[str], Callable[[], Storage]],
+) -> None:
+    """40 new units, each asking all three replicas at once for its first decision."""
+    urls, _ = postgres_three_replicas
+    spec = {"id": "e", "arms": [{"id": a} for a in ARMS]}
+    assert httpx.post(urls[0] + "/v1/experiments", json=spec).status_code == 201
+
+    async def run() -> list[set[str]]:
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def unit(u: int) -> set[str]:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(f"{url}/v1/experiments/e/decisions", json={"unit_id": f"u{u}"})
+                        for url in urls
+                        for _ in range(2)
+                    )
+                )
+                assert all(r.status_code == 200 for r in answers)
+                return {r.json()["arm_id"] for r in answers}
+
+            return await asyncio.gather(*(unit(u) for u in range(40)))
+
+    arms = asyncio.run(run())
+    assert all(len(a) == 1 for a in arms), arms
+    assert len(set().union(*arms)) > 1  # the units were not all sent to one arm
