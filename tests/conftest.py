@@ -12,6 +12,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,6 +74,12 @@ def client(request: pytest.FixtureRequest, engine: Engine, tmp_path: Path) -> It
         app = create_app(None, Settings(engine_socket=path))
         with TestClient(app, base_url="http://localhost") as c:
             yield c
+
+
+@pytest.fixture(name="engine_server")
+def engine_server_fixture() -> Any:
+    """:func:`engine_server`, for test modules (they cannot import from a conftest)."""
+    return engine_server
 
 
 @contextlib.contextmanager

@@ -12,10 +12,10 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import engine_server
 from octobandit.engine import Engine
 from octobandit.engine.process import EngineProcess
 from octobandit.engine.remote import RemoteEngine
@@ -25,7 +25,7 @@ SPEC = {"id": "e", "arms": [{"id": "a"}, {"id": "b"}]}
 
 
 def test_requests_from_two_workers_are_all_answered_and_logged(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, engine_server: Any
 ) -> None:
     async def run(path: str) -> list[tuple[int, bytes]]:
         one, two = RemoteEngine(path), RemoteEngine(path)
@@ -46,7 +46,9 @@ def test_requests_from_two_workers_are_all_answered_and_logged(
     assert sum(arm["decisions"] for arm in stats["arms"]) == 300
 
 
-def test_bad_bodies_get_the_same_errors_as_in_process(engine: Engine, tmp_path: Path) -> None:
+def test_bad_bodies_get_the_same_errors_as_in_process(
+    engine: Engine, tmp_path: Path, engine_server: Any
+) -> None:
     async def run(path: str) -> list[tuple[int, bytes]]:
         remote = RemoteEngine(path)
         await remote.call("create_experiment", SPEC)
@@ -68,7 +70,9 @@ def test_bad_bodies_get_the_same_errors_as_in_process(engine: Engine, tmp_path: 
     assert codes[3][0] == 404
 
 
-def test_errors_of_calls_keep_their_class_and_code(engine: Engine, tmp_path: Path) -> None:
+def test_errors_of_calls_keep_their_class_and_code(
+    engine: Engine, tmp_path: Path, engine_server: Any
+) -> None:
     async def run(path: str) -> tuple[BaseException, BaseException]:
         remote = RemoteEngine(path)
         await remote.call("create_experiment", SPEC)
@@ -87,7 +91,9 @@ def test_errors_of_calls_keep_their_class_and_code(engine: Engine, tmp_path: Pat
     assert isinstance(duplicate, Conflict) and duplicate.status == 409
 
 
-def test_a_garbled_peer_is_dropped_and_others_are_served(engine: Engine, tmp_path: Path) -> None:
+def test_a_garbled_peer_is_dropped_and_others_are_served(
+    engine: Engine, tmp_path: Path, engine_server: Any
+) -> None:
     async def run(path: str) -> tuple[int, bytes]:
         remote = RemoteEngine(path)
         await remote.call("create_experiment", SPEC)
@@ -104,7 +110,7 @@ def test_a_garbled_peer_is_dropped_and_others_are_served(engine: Engine, tmp_pat
 
 
 def test_without_the_engine_writes_get_503_and_health_says_why(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, engine_server: Any
 ) -> None:
     path = str(tmp_path / "s")
 

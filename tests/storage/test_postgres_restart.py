@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -17,10 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import free_port
 from octobandit.storage import open_store
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _as_postgres(*cmd: str) -> None:

@@ -342,10 +342,12 @@ class SQLiteBatch:
         )
 
     def append_decisions(self, events: Sequence[DecisionEvent]) -> None:
-        # One statement for the whole group: SQLite reads the rows from one JSON array
-        # (floats round-trip exactly), one step instead of one per row, which also
-        # hands the interpreter lock back and forth once instead of once per decision.
-        rows = _encode(
+        # bound rows with executemany: in the engine process (one thread, no other
+        # thread wanting the interpreter lock) this is about a quarter faster than
+        # one INSERT … SELECT FROM json_each(?) over the group's rows
+        self._db.executemany(
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, propensity,"
+            " unit_id, context, data) VALUES (?, ?, 'decision', ?, ?, ?, ?, ?, ?)",
             [
                 (
                     e.ts,
@@ -358,13 +360,7 @@ class SQLiteBatch:
                     _decision_text(e.eligible, e.policy),
                 )
                 for e in events
-            ]
-        )
-        self._db.execute(
-            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, propensity,"
-            " unit_id, context, data) SELECT value->>0, value->>1, 'decision', value->>2,"
-            " value->>3, value->>4, value->>5, value->>6, value->>7 FROM json_each(?)",
-            (rows,),
+            ],
         )
 
     def find_decisions(
@@ -396,14 +392,10 @@ class SQLiteBatch:
         return found
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None:
-        rows = _encode(
-            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events]
-        )  # one statement for the group, as in append_decisions
-        self._db.execute(
+        self._db.executemany(  # as in append_decisions
             "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
-            " SELECT value->>0, value->>1, 'reward', value->>2, value->>3, value->>4, value->>5"
-            " FROM json_each(?)",
-            (rows,),
+            " VALUES (?, ?, 'reward', ?, ?, ?, ?)",
+            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events],
         )
 
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
