@@ -86,3 +86,22 @@ def test_two_engines_on_one_store_never_lose_each_others_counts(tmp_path: Path) 
     assert {a: stats[a]["reward_sum"] for a in rewarded} == rewarded
     one.storage.close()
     two.storage.close()
+
+
+def test_an_engine_refreshes_what_another_one_changed(tmp_path: Path) -> None:
+    """After another engine wrote, the cached statistics are re-read in place (the cached
+    state is kept); a changed setup (a disabled arm) rebuilds it: never served again."""
+    path = str(tmp_path / "refresh.db")
+    one, two = Engine(SQLiteStorage(path), seed=3), Engine(SQLiteStorage(path), seed=4)
+    one.create_experiment({"id": "e", "arms": [{"id": "a"}, {"id": "b"}, {"id": "c"}]})
+    one.execute([DecideOp("e")])
+    cached = one._live["e"]
+    two.execute([RewardOp("e", [RewardItem(1.0, arm_id="a", count=7)])])
+    one.execute([DecideOp("e")])
+    assert one._live["e"] is cached  # refreshed in place
+    assert cached.n.tolist()[0] == 7.0 and cached.s.tolist()[0] == 7.0
+    two.update_arm("e", "b", {"enabled": False})
+    served = {d["arm_id"] for d in one.execute([DecideOp("e") for _ in range(60)])}
+    assert one._live["e"] is not cached and "b" not in served
+    one.storage.close()
+    two.storage.close()

@@ -174,11 +174,41 @@ class _Live:
     state: dict[str, FloatArray] | None = None
     state_dirty: bool = False
 
+    def refresh(self, record: ExperimentRecord) -> None:
+        """Take the stored statistics of ``record`` (same setup; see ``_same_setup``)."""
+        arms = record.arms
+        self.record = record
+        self.decisions = [a.decisions for a in arms]
+        self.n = np.array([a.rewards for a in arms], dtype=np.float64)
+        self.s = np.array([a.reward_sum for a in arms], dtype=np.float64)
+        self.ss = np.array([a.reward_sq_sum for a in arms], dtype=np.float64)
+        self.c = np.array([a.shift for a in arms], dtype=np.float64)
+        self.ips = np.array([ips_row(a.ips) for a in arms], dtype=np.float64).T.reshape(
+            IPS_SUMS, -1
+        )
+        self.stale = True
+
     @property
     def stats(self) -> ArmStats:
         """What the policy sees: observed statistics plus the arms' prior pseudo-observations."""
         observed = ArmStats(self.n, self.s, self.ss, self.c)
         return observed if self.prior is None else observed + self.prior
+
+
+def _same_setup(old: ExperimentRecord, new: ExperimentRecord) -> bool:
+    """Whether only the statistics differ: same version, settings and arms."""
+
+    def arms(record: ExperimentRecord) -> list[tuple[Any, ...]]:
+        return [(a.arm_id, a.enabled, a.deleted, a.payload, a.prior) for a in record.arms]
+
+    return (
+        old.version == new.version
+        and old.status == new.status
+        and old.policy == new.policy
+        and old.options == new.options
+        and old.conclusion == new.conclusion
+        and arms(old) == arms(new)
+    )
 
 
 def _is_text(value: str) -> bool:
@@ -315,6 +345,8 @@ class Engine:
         self._ids = random.Random(seed if seed is not None else int.from_bytes(os.urandom(16)))
         self._clock = clock
         self._live: dict[str, _Live] = {}
+        #: cached experiments another engine may have changed since (see :meth:`_load`)
+        self._reread: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _decision_id(self, ts: float) -> str:
@@ -712,8 +744,8 @@ class Engine:
                 parts.setdefault(op.experiment_id, ([], []))[1].append((i, op))
         try:
             with self.storage.batch() as tx:
-                if tx.others_wrote():
-                    self._live.clear()
+                if tx.others_wrote():  # re-read what another engine may have changed
+                    self._reread.update(self._live)
                 for experiment_id, (decides, rewards) in parts.items():
                     try:
                         with tx.savepoint():
@@ -728,6 +760,7 @@ class Engine:
                                 results[i] = exc
         except BaseException:
             self._live.clear()  # the cache may hold uncommitted changes
+            self._reread.clear()
             raise
         return results
 
@@ -801,8 +834,25 @@ class Engine:
                 )
 
     def _load(self, tx: BatchTx, experiment_id: str) -> _Live:
+        """The experiment's cached state, read (again) inside the group's transaction.
+
+        After another engine wrote to the store, a cached experiment is re-read:
+        when only its statistics moved (same version, arms and settings, and a
+        stateless policy), they are refreshed in place and the selection
+        distribution is kept until its refresh interval is up, like after this
+        engine's own rewards; anything else rebuilds the cached state.
+        """
         live = self._live.get(experiment_id)
+        if live is not None and experiment_id in self._reread:
+            self._reread.discard(experiment_id)
+            record = tx.load_experiment(experiment_id)
+            if record is not None and live.state is None and _same_setup(live.record, record):
+                live.refresh(record)
+                return live
+            self._live.pop(experiment_id, None)
+            live = None
         if live is None:
+            self._reread.discard(experiment_id)
             record = tx.load_experiment(experiment_id)
             if record is None:
                 raise NotFound(
