@@ -100,7 +100,11 @@ def test_a_garbled_peer_is_dropped_and_others_are_served(
         with socket.socket(socket.AF_UNIX) as bad:
             bad.connect(path)
             bad.sendall(b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1")  # 0xc1: never valid msgpack
-            answer = await remote.data("e", "decisions", b"{}")
+            with socket.socket(socket.AF_UNIX) as odd:  # valid msgpack, not [id, kind, body]
+                odd.connect(path)
+                odd.sendall(b"\x00\x00\x00\x01\x05")
+                await asyncio.sleep(0.3)  # both are read before the next request
+                answer = await asyncio.wait_for(remote.data("e", "decisions", b"{}"), 10)
         remote.close()
         return answer
 

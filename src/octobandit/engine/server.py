@@ -178,6 +178,11 @@ class EngineServer:
         except (ValueError, msgspec.DecodeError):
             log.exception("engine server: a worker sent a message that does not decode")
             frames = None
+        if frames is not None and not all(
+            isinstance(f, list) and len(f) == 3 and isinstance(f[0], int) for f in frames
+        ):
+            log.error("engine server: a worker sent a message that is not [id, kind, body]")
+            frames = None
         if frames is None or peer.closed:
             with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(peer.conn)
