@@ -14,6 +14,7 @@ import threading
 import time
 from types import TracebackType
 
+from octobandit.engine.server import PRIVATE_DIR_PREFIX
 from octobandit.errors import StorageUnusable
 
 log = logging.getLogger("octobandit.engine")
@@ -29,7 +30,7 @@ class EngineProcess:
 
     def __init__(self, *, ready_timeout: float = 60.0) -> None:
         self.ready_timeout = ready_timeout
-        self.directory = tempfile.mkdtemp(prefix="octobandit-")
+        self.directory = tempfile.mkdtemp(prefix=PRIVATE_DIR_PREFIX)
         self.socket = os.path.join(self.directory, "engine.sock")
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()

@@ -43,6 +43,8 @@ from octobandit.wire import BodyError
 
 log = logging.getLogger("octobandit.engine")
 HEADER = struct.Struct("!I")
+#: the private directory :class:`~octobandit.engine.process.EngineProcess` makes for the socket
+PRIVATE_DIR_PREFIX = "octobandit-engine-"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _Message = tuple["_Peer", int, Any]
@@ -135,6 +137,10 @@ class EngineServer:
             listener.close()
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+            directory = os.path.dirname(self.path)
+            if os.path.basename(directory).startswith(PRIVATE_DIR_PREFIX):
+                with contextlib.suppress(OSError):  # the service may be gone without cleaning up
+                    os.rmdir(directory)  # only when empty
 
     def _run(self, selector: selectors.BaseSelector, listener: socket.socket) -> None:
         next_tick = time.monotonic() + self.tick_seconds
