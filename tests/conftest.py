@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,6 +97,18 @@ def engine_server(engine: Engine, path: str) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def _engine_socket_dir(pid: int) -> str | None:
+    """The socket directory of an engine process (from its command line), else None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return None
+    if b"octobandit.engine.server" not in args[:-2]:
+        return None
+    return os.path.dirname(args[args.index(b"octobandit.engine.server") + 1].decode())
+
+
 def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (Linux /proc)."""
     children: dict[int, list[int]] = {}
@@ -158,11 +171,14 @@ class Server:
         session of its own): no shutdown code runs anywhere."""
         assert self.proc is not None
         family = descendants(self.proc.pid)
+        leftovers = [d for d in map(_engine_socket_dir, family) if d]
         os.killpg(self.proc.pid, signal.SIGKILL)
         for pid in family:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        for directory in leftovers:  # what a SIGKILLed engine process leaves behind
+            shutil.rmtree(directory, ignore_errors=True)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
