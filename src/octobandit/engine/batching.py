@@ -24,11 +24,7 @@ from typing import Any, TypeVar
 
 from octobandit.engine.core import Engine, Limits
 from octobandit.engine.ops import (
-    DecideOp,
     Op,
-    RewardItem,
-    RewardOp,
-    RewardResult,
     answer_body,
     error_answer,
     op_from_body,
@@ -110,20 +106,6 @@ class GroupCommitter:
     async def health(self) -> dict[str, str] | None:
         """``None`` while the storage takes writes, else ``{"reason", "message"}`` (no I/O)."""
         return self.engine.health()
-
-    async def decide(
-        self,
-        experiment_id: str,
-        *,
-        n: int | None = None,
-        unit_id: str | None = None,
-        context: Any = None,
-    ) -> Any:
-        return await self.submit(DecideOp(experiment_id, n, unit_id, context))
-
-    async def reward(self, experiment_id: str, items: list[RewardItem]) -> RewardResult:
-        result: RewardResult = await self.submit(RewardOp(experiment_id, items))
-        return result
 
     def _start(self) -> None:
         """Wake the storage thread for the pending work (runs on the event loop)."""
