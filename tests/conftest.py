@@ -55,6 +55,150 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: the Redis the Redis-state tests use (each test under its own key prefix)
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _service_missing(reason: str) -> None:
+    if os.environ.get("OCTOBANDIT_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _with_prefix(url: str, prefix: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query) + [("prefix", prefix)]
+    return parts._replace(query=urllib.parse.urlencode(query)).geturl()
+
+
+def _drop_prefix(client: Any, prefix: str) -> None:
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A state-store URL on ``REDIS_URL`` under a fresh key prefix (its keys deleted after).
+
+    Skipped when Redis (or redis-py) is missing, unless ``OCTOBANDIT_REQUIRE_SERVICES=1``.
+    """
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_timeout=3)
+        client.ping()
+    except Exception as exc:
+        _service_missing(f"Redis unreachable at {REDIS_URL} (set REDIS_URL): {exc}")
+    prefix = f"obt{secrets.token_hex(5)}"
+    try:
+        yield _with_prefix(REDIS_URL, prefix)
+    finally:
+        _drop_prefix(client, prefix)
+        client.close()
+
+
+class RedisCluster:
+    """A 3-node Redis Cluster (no replicas) on loopback ports, in a temporary directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = _cluster_ports(3)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> RedisCluster:
+        server = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if server is None or cli is None:
+            _service_missing("redis-server and redis-cli are needed for the Redis Cluster tests")
+        assert server is not None and cli is not None
+        for port in self.ports:
+            node = self.root / str(port)
+            node.mkdir()
+            self.procs.append(
+                subprocess.Popen(
+                    [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
+                     "yes", "--cluster-config-file", "nodes.conf", "--save", "",
+                     "--appendonly", "no", "--dir", str(node), "--logfile", "redis.log"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        for port in self.ports:
+            wait_for_port(port)
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                [cli, "-p", str(self.ports[0]), "cluster", "info"],
+                capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            if "cluster_state:ok" in info.stdout:
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _cluster_ports(n: int) -> list[int]:
+    """``n`` free ports whose cluster bus ports (port + 10000) are free too."""
+    import random
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    out: list[int] = []
+    while len(out) < n:
+        port = random.randrange(20000, 40000)
+        if port not in out and free(port) and free(port + 10000):
+            out.append(port)
+    return out
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of three nodes started on loopback for the session."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """A state-store URL on the session's Redis Cluster under a fresh key prefix."""
+    return _with_prefix(redis_cluster.url, f"obt{secrets.token_hex(5)}")
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     storage = SQLiteStorage(str(tmp_path / "test.db"))

@@ -44,6 +44,15 @@ def serve(
         "or a PostgreSQL URL postgresql://user@host:5432/db (needs the 'postgres' extra). "
         "--db and OCTOBANDIT_DB are older names of --store and OCTOBANDIT_STORE.",
     ),
+    state: str = typer.Option(
+        "",
+        "--state",
+        envvar="OCTOBANDIT_STATE",
+        help="Optional Redis for the per-arm statistics and sticky assignments, shared by "
+        "replicas: redis://host:6379/0, rediss://… (TLS) or redis+cluster://node:7000 (a Redis "
+        "Cluster); ?prefix=NAME sets the key prefix. Needs a PostgreSQL --store and the "
+        "'redis' extra; rebuilt from the store's event log whenever Redis lost writes.",
+    ),
     workers: int = typer.Option(
         1, min=1, envvar="OCTOBANDIT_WORKERS",
         help="HTTP worker processes (all served by one engine process).",
@@ -91,6 +100,7 @@ def serve(
     os.environ.update(
         OCTOBANDIT_STORE=store,
         OCTOBANDIT_DB=store,
+        OCTOBANDIT_STATE=state,
         OCTOBANDIT_SQLITE_SYNCHRONOUS=synchronous,
         OCTOBANDIT_LOG_LEVEL=log_level,
         OCTOBANDIT_HOST=host,

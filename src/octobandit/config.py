@@ -6,6 +6,7 @@
 | ``OCTOBANDIT_PORT`` | ``8000`` | port |
 | ``OCTOBANDIT_STORE`` | ``octobandit.db`` | SQLite file (``sqlite:///…``) or ``postgresql://…`` |
 | ``OCTOBANDIT_DB`` | ``octobandit.db`` | older name of ``OCTOBANDIT_STORE`` (read if it is unset) |
+| ``OCTOBANDIT_STATE`` | unset | ``redis://…`` or ``redis+cluster://…``: per-arm state |
 | ``OCTOBANDIT_WORKERS`` | ``1`` | HTTP worker processes (sharing one engine process) |
 | ``OCTOBANDIT_SQLITE_SYNCHRONOUS`` | ``NORMAL`` | SQLite only: ``FULL`` also survives power loss |
 | ``OCTOBANDIT_SEED`` | unset | fixed random seed (tests only) |
@@ -41,6 +42,8 @@ class Settings:
     port: int = 8000
     #: where the data lives: an SQLite path or URL, or a PostgreSQL URL (see ``open_store``)
     store: str = "octobandit.db"
+    #: optional Redis state store for the per-arm statistics (see ``open_store``)
+    state: str | None = None
     workers: int = 1
     sqlite_synchronous: str = "NORMAL"
     seed: int | None = None
@@ -73,6 +76,7 @@ class Settings:
             host=env.get("OCTOBANDIT_HOST", cls.host),
             port=int(env.get("OCTOBANDIT_PORT", cls.port)),
             store=env.get("OCTOBANDIT_STORE") or env.get("OCTOBANDIT_DB") or cls.store,
+            state=env.get("OCTOBANDIT_STATE") or None,
             workers=int(env.get("OCTOBANDIT_WORKERS", cls.workers)),
             sqlite_synchronous=env.get("OCTOBANDIT_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous),
             seed=int(seed) if seed else None,

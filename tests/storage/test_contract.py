@@ -33,17 +33,24 @@ T0 = 1_700_000_000.123456789
 Opener = Callable[[], Storage]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis", "postgresql+redis-cluster"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens store objects on one fresh database of the backend (closed after the test)."""
+    """Opens store objects on one fresh database of the backend (closed after the test):
+    SQLite; PostgreSQL; PostgreSQL with its per-arm state in Redis, or in a 3-node
+    Redis Cluster started on loopback (each test under a fresh key prefix)."""
+    state = None
     if request.param == "sqlite":
         url = str(tmp_path / "contract.db")
     else:
         url = request.getfixturevalue("postgres_url")
+    if request.param == "postgresql+redis":
+        state = request.getfixturevalue("redis_url")
+    elif request.param == "postgresql+redis-cluster":
+        state = request.getfixturevalue("redis_cluster_url")
     opened: list[Storage] = []
 
     def opener() -> Storage:
-        store = open_store(url)
+        store = open_store(url, state=state)
         opened.append(store)
         return store
 

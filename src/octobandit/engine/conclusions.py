@@ -28,7 +28,8 @@ from octobandit.stats.conclusion import (
     posterior_summary,
     reward_gain_vs_equal_split,
 )
-from octobandit.storage.base import DecisionRef, ExperimentRecord
+from octobandit.storage.base import ExperimentRecord
+from octobandit.storage.fold import IPS_ELIGIBLE, IPS_EXCLUDED, IPS_LEGACY, ips_row
 
 AFTER_CONCLUSION = ("serve_winner", "keep_learning")
 DEFAULT_SNAPSHOT_INTERVAL = 300.0
@@ -215,15 +216,6 @@ def snapshot_data(record: ExperimentRecord) -> dict[str, Any]:
     return {"status": record.status, "arms": arms_view(record, summarize(record))}
 
 
-#: length of an arm's ``ips`` row (see :class:`~octobandit.storage.base.ArmStatsRow`)
-IPS_SUMS = 13
-#: where the six sums of decisions logged without their number of enabled arms start
-IPS_LEGACY = 0
-#: where the six sums of decisions logged with their number of enabled arms start
-IPS_ELIGIBLE = 6
-#: Σc of rewards joined to decisions served without exploration (left out of the estimate)
-IPS_EXCLUDED = 12
-
 EXCLUDED_REASON = (
     "served without exploration (while paused: the best estimate; after a conclusion:"
     " the winner; or with propensity 1): they say nothing of the other arms"
@@ -232,28 +224,6 @@ LEGACY_NOTE = (
     "decisions logged before the number of enabled arms was recorded are compared"
     " with an equal split over the arms enabled now"
 )
-
-
-def ips_row(row: list[float] | None) -> list[float]:
-    """An arm's ``ips`` sums in the current layout (older 6-number rows are legacy sums)."""
-    out = [0.0] * IPS_SUMS
-    if row:
-        out[: len(row)] = row
-    return out
-
-
-def ips_base(ref: DecisionRef) -> int | None:
-    """Where a rewarded decision's terms go in the ``ips`` sums (``None``: left out).
-
-    A decision enters the estimate when the exploring policy made it with a
-    propensity below 1 (or it had a single arm to choose from); decisions logged
-    before the number of enabled arms was recorded keep the old treatment.
-    """
-    if ref.eligible is None:
-        return IPS_LEGACY
-    if ref.policy and (ref.propensity < 1.0 or ref.eligible == 1):
-        return IPS_ELIGIBLE
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,12 +37,8 @@ import numpy as np
 
 from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_COUNT, MAX_TOTAL, total_exceeded
 from octobandit.engine.conclusions import (
-    IPS_EXCLUDED,
-    IPS_SUMS,
     assess,
     conclusion_view,
-    ips_base,
-    ips_row,
     parse_options,
     reward_gain,
     snapshot_data,
@@ -76,6 +72,7 @@ from octobandit.storage.base import (
     Storage,
     decode_json,
 )
+from octobandit.storage.fold import IPS_EXCLUDED, IPS_SUMS, ips_base, ips_row
 
 log = logging.getLogger("octobandit.engine")
 EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

@@ -44,6 +44,7 @@ from octobandit.storage.base import (
     add_ips,
     decode_json,
 )
+from octobandit.storage.fold import Folded, fold
 from octobandit.storage.rows import (
     ARM_COLUMNS,
     arm_record,
@@ -52,9 +53,11 @@ from octobandit.storage.rows import (
     json_text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: the advisory lock key guarding schema creation (any constant shared by all replicas)
 _SCHEMA_LOCK = 0x6F63_746F_6261
+#: the session lock serialising writers with :attr:`PostgresStorage.hold_after_commit`
+_WRITE_LOCK = 0x6F63_746F_6262
 
 SCHEMA = """
 CREATE TABLE experiments (
@@ -126,6 +129,14 @@ CREATE TABLE octobandit_store (
 );
 INSERT INTO octobandit_store VALUES (1, 0);
 """
+
+#: what each schema version adds to the one before (applied in order, in one transaction)
+MIGRATIONS = {
+    # where the per-arm statistics and assignments are kept: "store" (these tables) or
+    # "state" (a Redis state store; the arms' columns then hold what they were created
+    # or last set with, and the log the rest)
+    2: "ALTER TABLE octobandit_store ADD COLUMN stats_in TEXT NOT NULL DEFAULT 'store'",
+}
 
 #: an experiment's snapshot interval (seconds), as SQL
 _INTERVAL = "coalesce((options::jsonb ->> 'snapshot_interval')::float8, 300)"
@@ -208,6 +219,71 @@ def _records(
     ):
         arms[r[0]].append(arm_record(r[1:]))
     return [_record(r, arms[r[0]]) for r in rows]
+
+
+_EVENT_COLUMNS = (
+    "seq, ts, experiment_id, kind, decision_id, arm_id, propensity, unit_id,"
+    " context, reward, count, data"
+)
+
+
+def _event(r: Sequence[Any]) -> Event:
+    return Event(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_json(r[8]), r[9], r[10],
+        decode_json(r[11]),
+    )  # fmt: skip
+
+
+def _fold_log(conn: psycopg.Connection[Any], experiment_ids: Sequence[str] | None = None) -> Folded:
+    """The statistics and assignments the log gives, each arm seeded with its row's
+    statistics (see MIGRATIONS); read inside the caller's transaction, streamed."""
+    where, params = (
+        ("", ())
+        if experiment_ids is None
+        else ("WHERE experiment_id = ANY(%s)", (list(experiment_ids),))
+    )
+    seed: dict[str, list[ArmStatsRow]] = {}
+    for r in conn.execute(
+        "SELECT experiment_id, arm_id, decisions, rewards, reward_sum, reward_sq_sum, ips, shift"
+        f" FROM arms {where}",
+        params,
+    ):
+        seed.setdefault(r[0], []).append(
+            ArmStatsRow(r[1], r[2], r[3], r[4], r[5], decode_json(r[6]), r[7])
+        )
+    with conn.cursor(name="octobandit_fold") as cur:
+        cur.itersize = 5000
+        cur.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY seq", params)
+        folded = fold((_event(r) for r in cur), seed)
+    return folded
+
+
+def _store_folded(conn: psycopg.Connection[Any], folded: Folded) -> None:
+    """Write folded statistics and assignments into the arms and assignments tables."""
+    conn.execute(
+        "UPDATE arms SET decisions = 0, rewards = 0, reward_sum = 0, reward_sq_sum = 0,"
+        " ips = NULL, shift = 0"
+    )
+    for experiment_id, rows in folded.arms.items():
+        for r in rows.values():
+            conn.execute(
+                "UPDATE arms SET decisions = %s, rewards = %s, reward_sum = %s,"
+                " reward_sq_sum = %s, ips = %s, shift = %s"
+                " WHERE experiment_id = %s AND arm_id = %s",
+                (
+                    int(r.decisions), float(r.rewards), float(r.reward_sum),
+                    float(r.reward_sq_sum), json_text(r.ips), float(r.shift),
+                    experiment_id, r.arm_id,
+                ),
+            )  # fmt: skip
+    conn.execute("DELETE FROM assignments")
+    for experiment_id, units in folded.assignments.items():
+        for unit, (arm, p) in units.items():
+            conn.execute(
+                "INSERT INTO assignments (experiment_id, unit_id, arm_id, propensity)"
+                " VALUES (%s, %s, %s, %s)",
+                (experiment_id, unit, arm, float(p)),
+            )
 
 
 def _insert_arm(conn: psycopg.Connection[Any], experiment_id: str, arm: ArmRecord) -> None:
@@ -507,11 +583,24 @@ class PostgresStorage:
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
-                    conn.execute("INSERT INTO octobandit_schema VALUES (%s)", (SCHEMA_VERSION,))
+                    version = 1
                 elif version > SCHEMA_VERSION:
                     raise StorageUnusable(
                         f"{_where(self.url)} has schema version {version}, newer than this"
                         f" release's {SCHEMA_VERSION}: upgrade octobandit"
+                    )
+                if version < SCHEMA_VERSION:
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        conn.execute(MIGRATIONS[step])
+                    conn.execute("DELETE FROM octobandit_schema")
+                    conn.execute("INSERT INTO octobandit_schema VALUES (%s)", (SCHEMA_VERSION,))
+                row = conn.execute("SELECT stats_in FROM octobandit_store FOR UPDATE").fetchone()
+                if row and row[0] != self.stats_in:
+                    if self.stats_in == "store":  # they were kept in a state store: refold
+                        _store_folded(conn, _fold_log(conn))
+                    conn.execute(
+                        "UPDATE octobandit_store SET stats_in = %s, version = version + 1",
+                        (self.stats_in,),
                     )
                 current = conn.execute("SELECT version FROM octobandit_store").fetchone()
             return int(current[0]) if current else 0
@@ -519,6 +608,9 @@ class PostgresStorage:
             raise StorageUnusable(f"cannot use {_where(self.url)}: {_one_line(exc)}") from exc
         finally:
             conn.close()
+
+    #: where this store keeps the per-arm statistics and assignments (see MIGRATIONS)
+    stats_in = "store"
 
     # -- health -------------------------------------------------------------
     def health(self) -> dict[str, str] | None:
@@ -565,22 +657,33 @@ class PostgresStorage:
         with self._lock:
             try:
                 with self._pool.connection() as conn:
-                    conn.execute("BEGIN")
+                    if self.hold_after_commit:
+                        conn.execute("SELECT pg_advisory_lock(%s)", (_WRITE_LOCK,))
                     try:
-                        row = conn.execute(
-                            "UPDATE octobandit_store SET version = version + 1 RETURNING version"
-                        ).fetchone()
-                        version = int(row[0]) if row else 0
-                        if version - 1 != self._last_version:
-                            self._others = True  # another process committed meanwhile
-                        yield conn
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if not conn.closed:
+                        conn.execute("BEGIN")
+                        try:
+                            row = conn.execute(
+                                "UPDATE octobandit_store SET version = version + 1"
+                                " RETURNING version"
+                            ).fetchone()
+                            version = int(row[0]) if row else 0
+                            if version - 1 != self._last_version:
+                                self._others = True  # another process committed meanwhile
+                            self._began(conn, version)
+                            yield conn
+                            conn.execute("COMMIT")
+                        except BaseException:
+                            self._aborted()
+                            if not conn.closed:
+                                with contextlib.suppress(psycopg.Error):
+                                    conn.execute("ROLLBACK")
+                            raise
+                        self._last_version = version
+                        self._committed(conn, version)
+                    finally:
+                        if self.hold_after_commit and not conn.closed:
                             with contextlib.suppress(psycopg.Error):
-                                conn.execute("ROLLBACK")
-                        raise
-                    self._last_version = version
+                                conn.execute("SELECT pg_advisory_unlock(%s)", (_WRITE_LOCK,))
             except psycopg.Error as exc:
                 error = self._failed(exc)
                 if error is None:
@@ -590,6 +693,26 @@ class PostgresStorage:
                 self._noted(exc)
                 raise
             self.problem = None  # a write went through
+
+    # -- hooks of a store that keeps part of its state elsewhere -------------
+    #: hold a session lock from before a write's transaction until after
+    #: :meth:`_committed`, so that what a subclass does after the commit is
+    #: serialised with every other writer too
+    hold_after_commit = False
+
+    def _began(self, conn: psycopg.Connection[Any], version: int) -> None:
+        """Inside a write transaction, after its version bump (``version``: its own)."""
+
+    def _aborted(self) -> None:
+        """The write transaction is rolled back."""
+
+    def _committed(self, conn: psycopg.Connection[Any], version: int) -> None:
+        """After the write transaction committed (the session lock still held)."""
+
+    def _state_changed(self, experiment_id: str, change: str | ArmStatsRow) -> None:
+        """A control-plane write changed an experiment's statistics or assignments
+        (inside its transaction): ``"rebuild"`` (fold them from the arms' seed and the
+        log), ``"empty"``, ``"delete"``, or one arm overwritten (an :class:`ArmStatsRow`)."""
 
     @contextmanager
     def batch(self) -> Iterator[PostgresBatch]:
@@ -607,23 +730,16 @@ class PostgresStorage:
             return _records(conn, "", ())
 
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
-        columns = (
-            "seq, ts, experiment_id, kind, decision_id, arm_id, propensity, unit_id,"
-            " context, reward, count, data"
-        )
         with self._read() as conn:
             if experiment_id is None:
-                rows = conn.execute(f"SELECT {columns} FROM events ORDER BY seq").fetchall()
+                rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {columns} FROM events WHERE experiment_id = %s ORDER BY seq",
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE experiment_id = %s ORDER BY seq",
                     (experiment_id,),
                 ).fetchall()
         for r in rows:
-            yield Event(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_json(r[8]), r[9], r[10],
-                decode_json(r[11]),
-            )  # fmt: skip
+            yield _event(r)
 
     def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
         with self._read() as conn:
@@ -661,6 +777,7 @@ class PostgresStorage:
             )
             for arm in record.arms:
                 _insert_arm(conn, record.id, arm)
+            self._state_changed(record.id, "rebuild")
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
         allowed = {"name", "status", "policy", "options", "conclusion", "policy_state"}
@@ -681,6 +798,7 @@ class PostgresStorage:
     def delete_experiment(self, experiment_id: str) -> bool:
         with self._write() as conn:
             cur = conn.execute("DELETE FROM experiments WHERE id = %s", (experiment_id,))
+            self._state_changed(experiment_id, "delete")
             for table in _TABLES[1:]:
                 conn.execute(
                     f"DELETE FROM {table} WHERE experiment_id = %s",
@@ -690,10 +808,12 @@ class PostgresStorage:
 
     def delete_all(self) -> int:
         with self._write() as conn:
-            row = conn.execute("SELECT count(*) FROM experiments").fetchone()
+            ids = [r[0] for r in conn.execute("SELECT id FROM experiments")]
+            for experiment_id in ids:
+                self._state_changed(experiment_id, "delete")
             for table in _TABLES:
                 conn.execute(f"DELETE FROM {table}")
-            return int(row[0]) if row else 0
+            return len(ids)
 
     def reset_experiment(self, experiment_id: str, ts: float) -> None:
         with self._write() as conn:
@@ -711,6 +831,7 @@ class PostgresStorage:
                 "INSERT INTO events (ts, experiment_id, kind) VALUES (%s, %s, 'reset')",
                 (ts, experiment_id),
             )
+            self._state_changed(experiment_id, "empty")
 
     def add_arm(self, experiment_id: str, arm: ArmRecord, ts: float) -> None:
         with self._write() as conn:
@@ -726,6 +847,8 @@ class PostgresStorage:
             ).fetchone()
             arm.position = int(row[0]) if row else 0
             _insert_arm(conn, experiment_id, arm)
+            if arm.decisions or arm.rewards or arm.ips:
+                self._state_changed(experiment_id, "rebuild")
 
     def update_arm(
         self, experiment_id: str, arm_id: str, changes: Mapping[str, Any], ts: float
@@ -778,6 +901,7 @@ class PostgresStorage:
                 " VALUES (%s, %s, 'set_stats', %s, %s)",
                 (ts, experiment_id, row.arm_id, json.dumps(data)),
             )
+            self._state_changed(experiment_id, row)
 
     def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
         with self._write() as conn:
