@@ -67,7 +67,7 @@ def _service_missing(reason: str) -> None:
 
 def _with_prefix(url: str, prefix: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query) + [("prefix", prefix)]
+    query = [*urllib.parse.parse_qsl(parts.query), ("prefix", prefix)]
     return parts._replace(query=urllib.parse.urlencode(query)).geturl()
 
 
@@ -152,6 +152,48 @@ class RedisCluster:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+class RedisServer:
+    """A private redis-server on a loopback port (no persistence: a restart comes back empty)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        server = shutil.which("redis-server")
+        if server is None:
+            _service_missing("redis-server is needed for the Redis restart tests")
+        assert server is not None
+        self.proc = subprocess.Popen(
+            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.root), "--logfile", "redis.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (FLUSHALL and restarts touch nothing else)."""
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _cluster_ports(n: int) -> list[int]:

@@ -1,5 +1,6 @@
-"""The engine on both stores: a realistic scenario leaves statistics equal to the
-fold of the event log, and two engines on one database see each other's writes."""
+"""The engine on every store (SQLite, PostgreSQL, PostgreSQL + Redis): a realistic
+scenario leaves statistics equal to the fold of the event log, and two engines on one
+database see each other's writes."""
 
 from __future__ import annotations
 
@@ -20,17 +21,18 @@ EXPERIMENTS = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Storage]]:
     """Opens store objects on one fresh database of the backend."""
     if request.param == "sqlite":
         url = str(tmp_path / "engine.db")
     else:
         url = request.getfixturevalue("postgres_url")
+    state = request.getfixturevalue("redis_url") if request.param.endswith("redis") else None
     opened: list[Storage] = []
 
     def opener() -> Storage:
-        opened.append(open_store(url))
+        opened.append(open_store(url, state=state))
         return opened[-1]
 
     yield opener

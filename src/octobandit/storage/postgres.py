@@ -251,11 +251,14 @@ def _fold_log(conn: psycopg.Connection[Any], experiment_ids: Sequence[str] | Non
         seed.setdefault(r[0], []).append(
             ArmStatsRow(r[1], r[2], r[3], r[4], r[5], decode_json(r[6]), r[7])
         )
-    with conn.cursor(name="octobandit_fold") as cur:
+    in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    with (
+        contextlib.nullcontext() if in_transaction else conn.transaction(),
+        conn.cursor(name="octobandit_fold") as cur,
+    ):
         cur.itersize = 5000
         cur.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY seq", params)
-        folded = fold((_event(r) for r in cur), seed)
-    return folded
+        return fold((_event(r) for r in cur), seed)
 
 
 def _store_folded(conn: psycopg.Connection[Any], folded: Folded) -> None:

@@ -60,6 +60,9 @@ class PostgresRedisBatch(PostgresBatch):
         self, experiment_id: str, unit_ids: Sequence[str]
     ) -> dict[str, tuple[str, float]]:
         found = self._store.state.find_assignments(experiment_id, unit_ids)
+        if found is None:  # lost (a flush, an emptied shard): rebuilt from the log first
+            self._store._rebuild(self._conn, [experiment_id])
+            found = self._store.state.find_assignments(experiment_id, unit_ids) or {}
         pending = self._store._units.get(experiment_id)
         if pending:  # this transaction's own, not applied yet
             found.update((u, pending[u]) for u in unit_ids if u in pending)

@@ -114,6 +114,15 @@ redis.call('HDEL', KEYS[1], 'i|' .. ARGV[1])
 return redis.call('HEXISTS', KEYS[1], '@')
 """
 
+_FIND = """
+-- KEYS: arms hash, units hash. ARGV: units. {0} when the state is incomplete, else
+-- {1, value or false per unit}.
+if redis.call('HEXISTS', KEYS[1], '@') == 0 then return {0} end
+local out = redis.call('HMGET', KEYS[2], unpack(ARGV))
+table.insert(out, 1, 1)
+return out
+"""
+
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError,)
 
 
@@ -173,6 +182,7 @@ class RedisState:
         self._apply = self.client.register_script(_APPLY)
         self._replace = self.client.register_script(_REPLACE)
         self._set_arm = self.client.register_script(_SET_ARM)
+        self._find = self.client.register_script(_FIND)
         self.marker_key = f"{self.prefix}:{{{self.prefix}}}:applied"
 
     # -- keys ----------------------------------------------------------------
@@ -218,11 +228,15 @@ class RedisState:
 
     def find_assignments(
         self, experiment_id: str, unit_ids: Sequence[str]
-    ) -> dict[str, tuple[str, float]]:
+    ) -> dict[str, tuple[str, float]] | None:
+        """The units' stored ``(arm, propensity)`` (``None``: the state is incomplete)."""
         units = list(dict.fromkeys(unit_ids))
         if not units:
             return {}
-        values = self._call(self.client.hmget, self.keys(experiment_id)[1], units)
+        found = self._call(self._find, keys=list(self.keys(experiment_id)), args=units)
+        if not found or found[0] == 0:
+            return None
+        values = found[1:]
         out: dict[str, tuple[str, float]] = {}
         for unit, value in zip(units, values, strict=True):
             if value is not None:
