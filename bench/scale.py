@@ -1,13 +1,15 @@
 """Do more HTTP workers (or replicas) add throughput? Decisions and rewards per second
 for 1 and 2 workers of the bare endpoint, of ``octobandit serve`` on SQLite, and (when
-available) of 1 and 2 ``octobandit serve`` replicas sharing one PostgreSQL database.
+available) of 1 and 2 ``octobandit serve`` replicas sharing one PostgreSQL database,
+alone or with their per-arm state in Redis.
 
 Needs wrk (Debian/Ubuntu: ``apt-get update && apt-get install -y wrk``). Run from the
 repository root, with the project installed (``pip install -e . orjson``):
 
     python bench/scale.py [--duration 10] [--rounds 3] [--configs bare-1,sqlite-1,...]
     python bench/scale.py --quick                 # 2 s runs, 2 rounds: checks that it works
-    python bench/scale.py --postgres-url postgresql://user:pw@host/postgres
+    python bench/scale.py --postgres-url postgresql://user:pw@host/postgres \
+        --redis-url redis://127.0.0.1:6379/0
 
 Configurations (all on 127.0.0.1, loaded by wrk with 32 connections and 2 threads in
 total):
@@ -24,6 +26,10 @@ total):
   ``octobandit_scale_<random>`` created on that server (psycopg or psql) and dropped at
   the end. N replicas get N wrk processes started together, one per port, the
   connections and threads split evenly; throughput is their sum, latency the worst.
+- ``pgredis-1``, ``pgredis-2``: only with ``--postgres-url`` and ``--redis-url``: the
+  same replicas with ``--state REDIS_URL?prefix=<random>`` (the per-arm statistics and
+  sticky assignments in Redis, the event log in PostgreSQL); the prefix's keys are
+  deleted at the end.
 
 Decisions are ``POST /v1/experiments/{id}/decisions`` on a 3-arm Thompson experiment
 with ``{"context":{"country":"fr"}}``; rewards are ``POST .../rewards`` with
@@ -65,7 +71,12 @@ import httpx  # noqa: E402
 from _common import Wrk, free_port, start, stop, wait_up  # noqa: E402
 
 RESULTS = HERE / "results" / "scale.json"
-CONFIGS = ["bare-1", "bare-2", "sqlite-1", "sqlite-2", "postgres-1", "postgres-2"]
+CONFIGS = [
+    "bare-1", "bare-2", "sqlite-1", "sqlite-2", "postgres-1", "postgres-2", "pgredis-1",
+    "pgredis-2",
+]  # fmt: skip
+#: configurations of replicas on PostgreSQL (one port each)
+REPLICATED = ("postgres", "pgredis")
 KINDS = ["decisions", "rewards"]
 ARMS = [{"id": f"arm{i}"} for i in range(3)]
 TARGET_RATIO, TARGET_P99 = 1.3, 2.0  # the issue's targets: 2 vs 1 throughput, p99
@@ -97,11 +108,19 @@ def octobandit_exe() -> str:
     return str(Path(sys.executable).with_name("octobandit"))
 
 
-def serve_cmd(port: int, workers: int, db: Path | None = None, store: str | None = None):
+def serve_cmd(
+    port: int,
+    workers: int,
+    db: Path | None = None,
+    store: str | None = None,
+    state: str | None = None,
+) -> list[str]:
     cmd = [
         octobandit_exe(), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
+    if state is not None:
+        cmd += ["--state", state]
     if store is not None:
         return [*cmd, "--store", store]
     return [*cmd, "--db", str(db)]
@@ -178,13 +197,37 @@ class Postgres:
         self._sql(f'DROP DATABASE IF EXISTS "{self.name}"')
 
 
+def serve_help() -> str:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [octobandit_exe(), "serve", "--help"], capture_output=True, text=True, env=env
+    ).stdout
+
+
+def with_prefix(url: str, prefix: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = [*urllib.parse.parse_qsl(parts.query), ("prefix", prefix)]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def drop_prefix(state_url: str) -> None:
+    """Delete the keys the pgredis runs left under their prefix."""
+    import redis
+
+    parts = urllib.parse.urlsplit(state_url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    prefix = query.pop("prefix")
+    plain = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    client = redis.Redis.from_url(plain)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
 def postgres_skip_reason(args: argparse.Namespace) -> str | None:
     if not args.postgres_url:
         return "no --postgres-url given"
-    env = {**os.environ, "COLUMNS": "200"}
-    out = subprocess.run(
-        [octobandit_exe(), "serve", "--help"], capture_output=True, text=True, env=env
-    ).stdout
+    out = serve_help()
     if "--store" not in out:
         return "`octobandit serve --help` has no --store option (no PostgreSQL store in this tree)"
     return None
@@ -223,7 +266,7 @@ def run_slot(
 ) -> dict[str, Any]:
     """Start ``config``'s servers, load them, check the log, stop them."""
     n, kind = count(config), backend(config)
-    ports = [free_port() for _ in range(n if kind == "postgres" else 1)]
+    ports = [free_port() for _ in range(n if kind in REPLICATED else 1)]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
     env["PYTHONPATH"] = str(HERE / "baseline")
@@ -233,7 +276,8 @@ def run_slot(
         procs = [start(serve_cmd(ports[0], n, db=work / f"{config}-r{r}.db"), env)]
     else:
         assert pg is not None
-        procs = [start(serve_cmd(p, 1, store=pg.url), env) for p in ports]
+        state = args.state_url if kind == "pgredis" else None
+        procs = [start(serve_cmd(p, 1, store=pg.url, state=state), env) for p in ports]
     exp = f"scale-{config}-r{r}"
     slot: dict[str, Any] = {"config": config, "round": r, "ports": ports, "runs": {}}
     try:
@@ -334,6 +378,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads in total")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
     ap.add_argument("--postgres-url", default=None, help="server for the postgres-* configs")
+    ap.add_argument("--redis-url", default=None, help="Redis for the pgredis-* configs")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds between start and load")
     ap.add_argument("--quick", action="store_true", help="--duration 2 --rounds 2")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -348,7 +393,18 @@ def main() -> None:
 
     skipped: dict[str, str] = {}
     pg: Postgres | None = None
-    if any(backend(c) == "postgres" for c in configs):
+    args.state_url = None
+    if any(backend(c) == "pgredis" for c in configs):
+        reason = None if args.redis_url else "no --redis-url given"
+        if reason is None and "--state" not in serve_help():
+            reason = "`octobandit serve --help` has no --state option"
+        if reason is not None:
+            skipped.update({c: reason for c in configs if backend(c) == "pgredis"})
+            print(f"skipping pgredis configs: {reason}")
+            configs = [c for c in configs if backend(c) != "pgredis"]
+        else:
+            args.state_url = with_prefix(args.redis_url, f"octobandit_scale_{secrets.token_hex(4)}")
+    if any(backend(c) in REPLICATED for c in configs):
         reason = postgres_skip_reason(args)
         if reason is None:
             try:
@@ -357,10 +413,10 @@ def main() -> None:
                 reason = f"cannot create the database: {exc}"
         if reason is not None:
             for c in configs:
-                if backend(c) == "postgres":
+                if backend(c) in REPLICATED:
                     skipped[c] = reason
-            print(f"skipping postgres configs: {reason}")
-            configs = [c for c in configs if backend(c) != "postgres"]
+            print(f"skipping postgres and pgredis configs: {reason}")
+            configs = [c for c in configs if backend(c) not in REPLICATED]
 
     if not configs:
         sys.exit("no configuration left to run")
@@ -382,6 +438,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         if pg is not None:
             pg.close()
+        if args.state_url:
+            drop_prefix(args.state_url)
 
     summary = summarize(slots, configs)
     checks = [s["logged"] for s in slots if "logged" in s]
@@ -397,15 +455,16 @@ def main() -> None:
         "settings": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()
-            if k != "postgres_url"  # may hold a password
+            if k not in ("postgres_url", "redis_url", "state_url")  # may hold a password
         },
         "postgres": {"given": bool(args.postgres_url), "tool": pg.tool if pg else None},
+        "redis": {"given": bool(args.redis_url)},
         "skipped": skipped,
         "connection_split": {
             "bare-2, sqlite-2": "one port, 2 uvicorn workers sharing the listening socket; "
             "the kernel gives each connection to whichever worker accepts it (not measured)",
-            "postgres-N": "N wrk processes started together, one per replica port, "
-            "connections and threads split evenly",
+            "postgres-N, pgredis-N": "N wrk processes started together, one per replica "
+            "port, connections and threads split evenly",
         },
         "targets": {"ratio_2_to_1_at_least": TARGET_RATIO, "p99_ratio_2_to_1_at_most": TARGET_P99},
         "order": order,

@@ -110,14 +110,16 @@ def test_two_workers_on_sqlite(sqlite_two_workers: tuple[list[str], Callable[[],
         store.close()
 
 
-@pytest.fixture
+@pytest.fixture(params=["postgresql", "postgresql+redis"])
 def postgres_three_replicas(
-    postgres_url: str, server_factory: Any
+    request: pytest.FixtureRequest, postgres_url: str, server_factory: Any
 ) -> Iterator[tuple[list[str], Callable[[], Storage]]]:
     """Three services (separate processes and ports, one engine process each) on one
-    PostgreSQL database."""
-    servers = [server_factory(postgres_url).start() for _ in range(3)]
-    yield [s.url for s in servers], lambda: open_store(postgres_url)
+    PostgreSQL database, alone or with the per-arm state in Redis."""
+    state = request.getfixturevalue("redis_url") if request.param.endswith("redis") else None
+    env = {"OCTOBANDIT_STATE": state} if state else {}
+    servers = [server_factory(postgres_url, env=env).start() for _ in range(3)]
+    yield [s.url for s in servers], lambda: open_store(postgres_url, state=state)
 
 
 def test_three_replicas_on_postgresql(
@@ -161,3 +163,77 @@ def test_a_unit_gets_the_same_arm_from_every_replica(
     arms = asyncio.run(run())
     assert all(len(a) == 1 for a in arms), arms
     assert len(set().union(*arms)) > 1  # the units were not all sent to one arm
+
+
+FULL_CLIENTS = 64
+FULL_DECISIONS = 20_000
+FULL_REWARDS = 100_000
+BULK = 50  # rewards by arm per bulk request
+
+
+async def _full_load(urls: list[str], seed: int) -> dict[str, Any]:
+    """FULL_CLIENTS clients on random replicas: FULL_DECISIONS decisions, each rewarded
+    by its id in bulk requests of 5, and rewards by arm in bulk requests of BULK, so that
+    FULL_REWARDS rewards are acknowledged in all."""
+    rng = random.Random(seed)
+    acked: dict[str, Any] = {"decisions": Counter(), "rewarded": Counter(), "sum": Counter()}
+    acked_ids: set[str] = set()
+    failures: Counter[Any] = Counter()
+    by_arm = (FULL_REWARDS - FULL_DECISIONS) // BULK
+    todo = iter(range(FULL_DECISIONS // 5 + by_arm))
+
+    async def post(http: httpx.AsyncClient, path: str, body: Any) -> httpx.Response | None:
+        r = await http.post(rng.choice(urls) + "/v1/experiments/e" + path, json=body)
+        if r.status_code != 200:
+            failures[(r.status_code, r.text[:200])] += 1
+            return None
+        return r
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for step in todo:
+            if step < FULL_DECISIONS // 5:
+                r = await post(http, "/decisions", {"n": 5})
+                if r is None:
+                    continue
+                rewards = []
+                for d in r.json()["decisions"]:
+                    acked["decisions"][d["arm_id"]] += 1
+                    acked_ids.add(d["decision_id"])
+                    rewards.append((d, float(rng.random() < 0.4)))
+                body = {
+                    "rewards": [{"decision_id": d["decision_id"], "reward": v} for d, v in rewards]
+                }
+                if await post(http, "/rewards", body) is not None:
+                    for d, v in rewards:
+                        acked["rewarded"][d["arm_id"]] += 1
+                        acked["sum"][d["arm_id"]] += v
+            else:
+                items = [(rng.choice(ARMS), float(rng.random() < 0.5)) for _ in range(BULK)]
+                body = {"rewards": [{"arm_id": a, "reward": v} for a, v in items]}
+                if await post(http, "/rewards", body) is not None:
+                    for a, v in items:
+                        acked["rewarded"][a] += 1
+                        acked["sum"][a] += v
+
+    limits = httpx.Limits(max_connections=FULL_CLIENTS)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await asyncio.gather(*(client(http) for _ in range(FULL_CLIENTS)))
+    return {**acked, "ids": acked_ids, "failures": failures}
+
+
+def test_full_size_exactness_on_three_replicas(
+    postgres_three_replicas: tuple[list[str], Callable[[], Storage]],
+) -> None:
+    """64 clients over three replicas, 20,000 decisions and 100,000 rewards: every
+    acknowledgement is in the log once, and every replica's statistics are its fold."""
+    urls, open_store_ = postgres_three_replicas
+    spec = {"id": "e", "arms": [{"id": a} for a in ARMS]}
+    assert httpx.post(urls[2] + "/v1/experiments", json=spec).status_code == 201
+    acked = asyncio.run(_full_load(urls, seed=21))
+    assert sum(acked["decisions"].values()) == FULL_DECISIONS
+    assert sum(acked["rewarded"].values()) == FULL_REWARDS
+    store = open_store_()
+    try:
+        _check(store, urls, acked)
+    finally:
+        store.close()
