@@ -58,16 +58,23 @@ class Acked:
     by_id: dict[tuple[str, str], float] = field(default_factory=dict)  # (exp, id) -> reward
     by_arm: Counter[tuple[str, str, float, float]] = field(default_factory=Counter)
     failed: int = 0  # requests without an answer (the server was killed)
+    statuses: Counter[int] = field(default_factory=Counter)  # of the answered requests
+    codes: Counter[str] = field(default_factory=Counter)  # error codes of non-200 answers
 
 
 class _Prefixed:
-    """POSTs to one server through a shared client."""
+    """POSTs to one server through a shared client, counting the answers' statuses."""
 
-    def __init__(self, http: httpx.Client, url: str) -> None:
-        self.http, self.url = http, url
+    def __init__(self, http: httpx.Client, url: str, acked: Acked) -> None:
+        self.http, self.url, self.acked = http, url, acked
 
     def post(self, path: str, json: Any) -> httpx.Response:
-        return self.http.post(self.url + path, json=json)
+        r = self.http.post(self.url + path, json=json)
+        with self.acked.lock:
+            self.acked.statuses[r.status_code] += 1
+            if r.status_code != 200:
+                self.acked.codes[r.json()["error"]["code"]] += 1
+        return r
 
 
 def _value(rng: random.Random, exp: str) -> float:
@@ -80,7 +87,7 @@ def _load(urls: list[str], acked: Acked, stop: threading.Event, seed: int) -> No
     serial = 0
     with httpx.Client(timeout=10) as http:
         while not stop.is_set():
-            client = _Prefixed(http, rng.choice(urls))
+            client = _Prefixed(http, rng.choice(urls), acked)
             exp = rng.choice(list(EXPERIMENTS))
             u = rng.random()
             try:
@@ -208,14 +215,18 @@ def verify(storage: Storage, acked: Acked) -> None:
             assert agrees_with_fold(folded[key], sizes[key], stored_row(arm), terms), key
 
 
+@pytest.mark.parametrize("with_redis", [False, True], ids=["postgresql", "postgresql+redis"])
 def test_killing_replicas_on_postgresql_loses_nothing(
-    postgres_url: str, server_factory: Any
+    postgres_url: str, server_factory: Any, request: pytest.FixtureRequest, with_redis: bool
 ) -> None:
-    """Two replicas on one PostgreSQL database under load from threads that spread their
-    requests over both; one replica at a time is SIGKILLed at a random moment and a new
-    one started, six times. Nothing acknowledged is lost or counted twice."""
+    """Two replicas on one PostgreSQL database (alone, or with the state in Redis) under
+    load from threads that spread their requests over both; one replica at a time is
+    SIGKILLed at a random moment and a new one started, ten times. Nothing acknowledged
+    is lost or counted twice, and the statistics are the fold of the log."""
     rng = random.Random(11)
-    replicas = [server_factory(postgres_url).start() for _ in range(2)]
+    state = request.getfixturevalue("redis_url") if with_redis else None
+    env = {"OCTOBANDIT_STATE": state} if state else {}
+    replicas = [server_factory(postgres_url, env=env).start() for _ in range(2)]
     for exp, reward in EXPERIMENTS.items():
         spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
         assert httpx.post(replicas[0].url + "/v1/experiments", json=spec).status_code == 201
@@ -227,12 +238,12 @@ def test_killing_replicas_on_postgresql_loses_nothing(
     for t in threads:
         t.start()
     kills = []
-    for _ in range(6):
+    for _ in range(10):
         time.sleep(rng.uniform(0.5, 1.5))
         j = rng.randrange(2)
         before = len(acked.decisions)
         replicas[j].kill()  # SIGKILL of its whole process group, mid-load
-        replicas[j] = server_factory(postgres_url).start()
+        replicas[j] = server_factory(postgres_url, env=env).start()
         urls[j] = replicas[j].url
         kills.append(len(acked.decisions) - before)
     time.sleep(0.5)
@@ -240,7 +251,58 @@ def test_killing_replicas_on_postgresql_loses_nothing(
     for t in threads:
         t.join(timeout=30)
     assert acked.failed >= 1 and len(acked.decisions) >= 100, (acked.failed, kills)
-    storage = open_store(postgres_url)
+    assert set(acked.statuses) <= {200, 503}, acked.statuses  # never a 500
+    storage = open_store(postgres_url, state=state)
+    try:
+        verify(storage, acked)
+    finally:
+        storage.close()
+
+
+def test_redis_flushed_and_restarted_under_load(
+    postgres_url: str, server_factory: Any, private_redis: Any
+) -> None:
+    """Two replicas on PostgreSQL + Redis under load: Redis is flushed (FLUSHALL), later
+    killed and restarted empty. While it is down, writes get 503 ``state_unavailable``
+    (never a 500, never an acknowledgement of what was not logged); afterwards the
+    service recovers by itself and the state is the fold of the log."""
+    env = {"OCTOBANDIT_STATE": private_redis.url}
+    replicas = [server_factory(postgres_url, env=env).start() for _ in range(2)]
+    for exp, reward in EXPERIMENTS.items():
+        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
+        assert httpx.post(replicas[0].url + "/v1/experiments", json=spec).status_code == 201
+    urls = [r.url for r in replicas]
+    acked, stop = Acked(), threading.Event()
+    threads = [
+        threading.Thread(target=_load, args=(urls, acked, stop, 700 + t)) for t in range(THREADS)
+    ]
+    for t in threads:
+        t.start()
+    import redis
+
+    time.sleep(1.5)
+    with redis.Redis.from_url(private_redis.url) as client:
+        client.flushall()
+    time.sleep(1.5)
+    private_redis.stop()  # killed: what it held is gone
+    time.sleep(1.5)
+    down = acked.statuses[503]
+    private_redis.start()  # back, empty
+    time.sleep(2.0)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert set(acked.statuses) <= {200, 503}, acked.statuses  # never a 500
+    assert down >= 1 and set(acked.codes) <= {"state_unavailable"}, acked.codes
+    assert acked.statuses[200] >= 200, acked.statuses
+    answered = sum(acked.statuses.values())
+    time.sleep(0.2)
+    with httpx.Client(timeout=10) as http:  # recovered: writes are answered again
+        r = http.post(urls[1] + "/v1/experiments/bin/decisions", json={})
+        assert r.status_code == 200, r.text
+        acked.decisions[("bin", r.json()["decision_id"])] = r.json()["arm_id"]
+    assert answered > down
+    storage = open_store(postgres_url, state=private_redis.url)
     try:
         verify(storage, acked)
     finally:

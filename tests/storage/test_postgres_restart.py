@@ -76,11 +76,16 @@ def private_postgres() -> Iterator[tuple[str, Any]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.parametrize("with_redis", [False, True], ids=["postgresql", "postgresql+redis"])
 def test_a_postgresql_restart_gets_503_then_the_service_recovers(
-    private_postgres: tuple[str, Any], server_factory: Any
+    private_postgres: tuple[str, Any],
+    server_factory: Any,
+    request: pytest.FixtureRequest,
+    with_redis: bool,
 ) -> None:
     url, ctl = private_postgres
-    server = server_factory(url).start()
+    state = request.getfixturevalue("redis_url") if with_redis else None
+    server = server_factory(url, env={"OCTOBANDIT_STATE": state} if state else {}).start()
     spec = {"id": "e", "arms": [{"id": "a"}, {"id": "b"}]}
     assert httpx.post(server.url + "/v1/experiments", json=spec).status_code == 201
     statuses: Counter[int] = Counter()
@@ -118,9 +123,14 @@ def test_a_postgresql_restart_gets_503_then_the_service_recovers(
     assert statuses[200] > outage.get(200, 0) + 50, (outage, statuses)  # recovered
     health = httpx.get(server.url + "/healthz")
     assert health.status_code == 200, health.text
-    store = open_store(url)
-    try:  # every acknowledged decision is in the log
-        logged = {e.decision_id for e in store.events("e") if e.kind == "decision"}
+    store = open_store(url, state=state)
+    try:  # every acknowledged decision is in the log, and counted once per arm
+        events = [e for e in store.events("e") if e.kind == "decision"]
+        record = store.get_experiment("e")
     finally:
         store.close()
-    assert acked <= logged
+    assert acked <= {e.decision_id for e in events}
+    assert record is not None
+    assert {a.arm_id: a.decisions for a in record.arms} == {
+        arm: sum(1 for e in events if e.arm_id == arm) for arm in ("a", "b")
+    }
