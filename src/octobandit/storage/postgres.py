@@ -58,6 +58,9 @@ SCHEMA_VERSION = 2
 _SCHEMA_LOCK = 0x6F63_746F_6261
 #: the session lock serialising writers with :attr:`PostgresStorage.hold_after_commit`
 _WRITE_LOCK = 0x6F63_746F_6262
+#: what opens a write transaction: its version bump takes the store row's lock
+_BEGIN = "BEGIN; UPDATE octobandit_store SET version = version + 1 RETURNING version"
+_BEGIN_LOCKED = f"SELECT pg_advisory_lock({_WRITE_LOCK}); {_BEGIN}"
 
 SCHEMA = """
 CREATE TABLE experiments (
@@ -660,15 +663,14 @@ class PostgresStorage:
         with self._lock:
             try:
                 with self._pool.connection() as conn:
-                    if self.hold_after_commit:
-                        conn.execute("SELECT pg_advisory_lock(%s)", (_WRITE_LOCK,))
                     try:
-                        conn.execute("BEGIN")
                         try:
-                            row = conn.execute(
-                                "UPDATE octobandit_store SET version = version + 1"
-                                " RETURNING version"
-                            ).fetchone()
+                            # one round trip (no parameters: the simple query protocol
+                            # runs the statements in turn); the last result is the version
+                            cur = conn.execute(_BEGIN_LOCKED if self.hold_after_commit else _BEGIN)
+                            while cur.nextset():
+                                pass
+                            row = cur.fetchone()
                             version = int(row[0]) if row else 0
                             if version - 1 != self._last_version:
                                 self._others = True  # another process committed meanwhile

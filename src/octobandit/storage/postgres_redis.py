@@ -124,8 +124,8 @@ class PostgresRedisStorage(PostgresStorage):
         self._clear()
         if self.state.marker() != version - 1:
             log.warning(
-                "state store %s is behind the log (flushed, restarted or missed a write):"
-                " rebuilding it from the log",
+                "state store %s does not match the event log (new, flushed, restarted or"
+                " it missed a write): rebuilding it from the log",
                 self.state.where,
             )
             self._rebuild(conn, None)
