@@ -58,8 +58,11 @@ SCHEMA_VERSION = 2
 _SCHEMA_LOCK = 0x6F63_746F_6261
 #: the session lock serialising writers with :attr:`PostgresStorage.hold_after_commit`
 _WRITE_LOCK = 0x6F63_746F_6262
-#: what opens a write transaction: its version bump takes the store row's lock
-_BEGIN = "BEGIN; UPDATE octobandit_store SET version = version + 1 RETURNING version"
+#: what opens a write transaction: its version bump takes the store row's lock; the
+#: first savepoint comes with it (see :meth:`PostgresBatch.savepoint`)
+_BEGIN = (
+    "BEGIN; UPDATE octobandit_store SET version = version + 1 RETURNING version; SAVEPOINT part"
+)
 _BEGIN_LOCKED = f"SELECT pg_advisory_lock({_WRITE_LOCK}); {_BEGIN}"
 
 SCHEMA = """
@@ -330,9 +333,14 @@ class PostgresBatch:
     def __init__(self, store: PostgresStorage, conn: psycopg.Connection[Any]) -> None:
         self._store = store
         self._conn = conn
+        #: the transaction opened with a savepoint, not used yet
+        self._premade = True
+        #: the last savepoint's block succeeded and it is not released yet
+        self._unreleased = False
 
     def _execute(self, query: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
         """Run one statement; storage-wide failures become :class:`StorageUnavailable`."""
+        self._premade = False  # a block from here on needs a savepoint of its own
         try:
             return self._conn.execute(query, params)
         except psycopg.Error as exc:
@@ -347,8 +355,18 @@ class PostgresBatch:
 
         Storage-wide failures are raised as :class:`StorageUnavailable` (the whole
         group fails), as is a failure to roll back to the savepoint.
+
+        Round trips are saved: the first savepoint was opened with the transaction,
+        and a block that succeeds leaves its savepoint to be released with the next
+        one's creation (or by the commit).
         """
-        self._execute("SAVEPOINT part")
+        if self._premade:  # nothing ran since it was made: it marks this block's start
+            self._premade = False
+        elif self._unreleased:
+            self._execute("RELEASE SAVEPOINT part; SAVEPOINT part")
+        else:
+            self._execute("SAVEPOINT part")
+        self._unreleased = False
         try:
             yield
         except BaseException as exc:
@@ -365,7 +383,7 @@ class PostgresBatch:
                     f"storage failure ({_one_line(undo)}): nothing was written"
                 ) from exc
             raise
-        self._execute("RELEASE SAVEPOINT part")
+        self._unreleased = True
 
     def others_wrote(self) -> bool:
         return self._store._take_others_wrote()
@@ -668,9 +686,12 @@ class PostgresStorage:
                             # one round trip (no parameters: the simple query protocol
                             # runs the statements in turn); the last result is the version
                             cur = conn.execute(_BEGIN_LOCKED if self.hold_after_commit else _BEGIN)
-                            while cur.nextset():
-                                pass
-                            row = cur.fetchone()
+                            row = None
+                            while True:
+                                if cur.description and cur.description[0].name == "version":
+                                    row = cur.fetchone()
+                                if not cur.nextset():
+                                    break
                             version = int(row[0]) if row else 0
                             if version - 1 != self._last_version:
                                 self._others = True  # another process committed meanwhile
