@@ -141,6 +141,8 @@ class PostgresRedisStorage(PostgresStorage):
     def _committed(self, conn: psycopg.Connection[Any], version: int) -> None:
         try:
             rebuild: list[str] = []
+            marked = False
+            last = self._order[-1] if self._order else None
             for experiment_id in self._order:
                 for change in self._changes.get(experiment_id, ()):
                     if change == "delete":
@@ -155,11 +157,17 @@ class PostgresRedisStorage(PostgresStorage):
                         rebuild.append(experiment_id)
                 deltas = self._deltas.get(experiment_id, [])
                 units = self._units.get(experiment_id, {})
-                if (deltas or units) and not self.state.apply(experiment_id, deltas, units):
-                    rebuild.append(experiment_id)  # its state was lost: the log has it all
+                if deltas or units:
+                    # the marker goes with the last apply (one round trip on one Redis)
+                    marker = version if experiment_id == last and not rebuild else None
+                    if self.state.apply(experiment_id, deltas, units, marker):
+                        marked = marker is not None
+                    else:
+                        rebuild.append(experiment_id)  # its state was lost: the log has it
             if rebuild:
                 self._rebuild(conn, rebuild)
-            self.state.set_marker(version)
+            if not marked:
+                self.state.set_marker(version)
         except (StorageUnavailable, psycopg.Error) as exc:
             # the events are committed; the stale marker makes the next writer rebuild
             log.warning("state store: applying a committed write failed (%s)", exc)

@@ -46,14 +46,15 @@ SCHEMES = ("redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "un
 _IPS = 13
 
 _APPLY = """
--- KEYS: arms hash, units hash. ARGV: number of arms; per arm: id, decisions, n, s,
--- squares about c, sum of deviations about c, c, number of ips values, the values;
--- then unit, value pairs. Returns 0 (nothing applied) when the state is incomplete.
+-- KEYS: arms hash, units hash[, marker]. ARGV: the marker's new value (with the
+-- marker key), number of arms; per arm: id, decisions, n, s, squares about c, sum of
+-- deviations about c, c, number of ips values, the values; then unit, value pairs.
+-- Returns 0 (nothing applied, marker untouched) when the state is incomplete.
 if redis.call('HEXISTS', KEYS[1], '@') == 0 then return 0 end
 local function fmt(x) return string.format('%.17g', x) end
 local function num(field) return tonumber(redis.call('HGET', KEYS[1], field) or '0') end
-local i = 2
-for _ = 1, tonumber(ARGV[1]) do
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
   local arm = ARGV[i]
   local d = tonumber(ARGV[i + 1])
   local n, s, q, cs, c = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
@@ -85,6 +86,7 @@ while i < #ARGV do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[1]) end
 return 1
 """
 
@@ -161,7 +163,7 @@ class RedisState:
         self.prefix = query.pop("prefix", "octobandit")
         if not self.prefix or "{" in self.prefix or "}" in self.prefix:
             raise StorageUnusable("the state store's prefix must be non-empty, without { }")
-        cluster = parts.scheme.endswith("+cluster")
+        self.cluster = cluster = parts.scheme.endswith("+cluster")
         scheme = parts.scheme.removesuffix("+cluster")
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
         self.where = _where(url)
@@ -250,10 +252,18 @@ class RedisState:
         experiment_id: str,
         deltas: Sequence[ArmStatsDelta],
         assignments: Mapping[str, tuple[str, float]],
+        marker: int | None = None,
     ) -> bool:
         """Add the deltas and set the assignments atomically; False if the state is
-        incomplete (nothing applied: rebuild it from the log)."""
-        args: list[Any] = [len(deltas)]
+        incomplete (nothing applied: rebuild it from the log).
+
+        With ``marker``, the marker is set too, in the same call when the marker can
+        share the script (a single Redis; a cluster keeps it on another shard).
+        """
+        keys = list(self.keys(experiment_id))
+        if marker is not None and not self.cluster:
+            keys.append(self.marker_key)
+        args: list[Any] = ["" if marker is None else str(marker), len(deltas)]
         for d in deltas:
             ips = list(d.ips or ())
             args += [d.arm_id, int(d.decisions), _f(d.rewards), _f(d.reward_sum)]
@@ -261,7 +271,10 @@ class RedisState:
             args += [_f(x) for x in ips]
         for unit, (arm, p) in assignments.items():
             args += [unit, f"{_f(p)}|{arm}"]
-        return bool(self._call(self._apply, keys=list(self.keys(experiment_id)), args=args))
+        applied = bool(self._call(self._apply, keys=keys, args=args))
+        if applied and marker is not None and self.cluster:
+            self.set_marker(marker)
+        return applied
 
     def replace(
         self,
