@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from octobandit.api.app import create_app
 from octobandit.config import Settings
 from octobandit.engine import Engine
 from octobandit.engine.server import EngineServer, bind
-from octobandit.storage import SQLiteStorage
+from octobandit.storage import SQLiteStorage, Storage
 
 #: the server the PostgreSQL tests create their databases on
 POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -239,6 +239,40 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 def redis_cluster_url(redis_cluster: RedisCluster) -> str:
     """A state-store URL on the session's Redis Cluster under a fresh key prefix."""
     return _with_prefix(redis_cluster.url, f"obt{secrets.token_hex(5)}")
+
+
+@pytest.fixture
+def store_opener(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], Callable[[], Storage]]]:
+    """``store_opener(kind)`` gives a function opening store objects on one fresh
+    database of ``kind`` (all closed after the test): ``sqlite``, ``postgresql``,
+    ``postgresql+redis`` (the per-arm state in Redis under a fresh key prefix) or
+    ``postgresql+redis-cluster`` (in a 3-node Redis Cluster started on loopback)."""
+    from octobandit.storage import open_store
+
+    opened: list[Storage] = []
+
+    def make(kind: str) -> Callable[[], Storage]:
+        url = (
+            str(tmp_path / f"{kind}.db")
+            if kind == "sqlite"
+            else request.getfixturevalue("postgres_url")
+        )
+        state = {
+            "postgresql+redis": lambda: request.getfixturevalue("redis_url"),
+            "postgresql+redis-cluster": lambda: request.getfixturevalue("redis_cluster_url"),
+        }.get(kind, lambda: None)()
+
+        def opener() -> Storage:
+            opened.append(open_store(url, state=state))
+            return opened[-1]
+
+        return opener
+
+    yield make
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture

@@ -174,6 +174,23 @@ def test_sigkill_under_load_loses_no_acknowledged_write(
         storage.close()
 
 
+def _replicas_under_load(
+    urls: list[str], seed: int
+) -> tuple[Acked, threading.Event, list[threading.Thread]]:
+    """Create the experiments on the first replica, then start THREADS load threads
+    spreading their requests over ``urls`` (which the caller may change meanwhile)."""
+    for exp, reward in EXPERIMENTS.items():
+        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
+        assert httpx.post(urls[0] + "/v1/experiments", json=spec).status_code == 201
+    acked, stop = Acked(), threading.Event()
+    threads = [
+        threading.Thread(target=_load, args=(urls, acked, stop, seed + t)) for t in range(THREADS)
+    ]
+    for t in threads:
+        t.start()
+    return acked, stop, threads
+
+
 def verify(storage: Storage, acked: Acked) -> None:
     """Every acknowledged write is in the log, none twice, and the statistics are its fold."""
     events = list(storage.events())
@@ -227,16 +244,8 @@ def test_killing_replicas_on_postgresql_loses_nothing(
     state = request.getfixturevalue("redis_url") if with_redis else None
     env = {"OCTOBANDIT_STATE": state} if state else {}
     replicas = [server_factory(postgres_url, env=env).start() for _ in range(2)]
-    for exp, reward in EXPERIMENTS.items():
-        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
-        assert httpx.post(replicas[0].url + "/v1/experiments", json=spec).status_code == 201
     urls = [r.url for r in replicas]
-    acked, stop = Acked(), threading.Event()
-    threads = [
-        threading.Thread(target=_load, args=(urls, acked, stop, 500 + t)) for t in range(THREADS)
-    ]
-    for t in threads:
-        t.start()
+    acked, stop, threads = _replicas_under_load(urls, seed=500)
     kills = []
     for _ in range(10):
         time.sleep(rng.uniform(0.5, 1.5))
@@ -268,16 +277,8 @@ def test_redis_flushed_and_restarted_under_load(
     service recovers by itself and the state is the fold of the log."""
     env = {"OCTOBANDIT_STATE": private_redis.url}
     replicas = [server_factory(postgres_url, env=env).start() for _ in range(2)]
-    for exp, reward in EXPERIMENTS.items():
-        spec = {"id": exp, "reward": {"type": reward}, "arms": [{"id": a} for a in ARMS]}
-        assert httpx.post(replicas[0].url + "/v1/experiments", json=spec).status_code == 201
     urls = [r.url for r in replicas]
-    acked, stop = Acked(), threading.Event()
-    threads = [
-        threading.Thread(target=_load, args=(urls, acked, stop, 700 + t)) for t in range(THREADS)
-    ]
-    for t in threads:
-        t.start()
+    acked, stop, threads = _replicas_under_load(urls, seed=700)
     import redis
 
     time.sleep(1.5)

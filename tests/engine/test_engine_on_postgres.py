@@ -4,8 +4,7 @@ database see each other's writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from test_event_log import agrees_with_fold, fold, stored_row
 
 from octobandit.engine import DecideOp, Engine, RewardItem, RewardOp
-from octobandit.storage import Storage, open_store
+from octobandit.storage import Storage
 
 EXPERIMENTS = {
     "ts": {"type": "thompson"},
@@ -22,22 +21,9 @@ EXPERIMENTS = {
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Storage]]:
+def stores(request: pytest.FixtureRequest, store_opener: Any) -> Any:
     """Opens store objects on one fresh database of the backend."""
-    if request.param == "sqlite":
-        url = str(tmp_path / "engine.db")
-    else:
-        url = request.getfixturevalue("postgres_url")
-    state = request.getfixturevalue("redis_url") if request.param.endswith("redis") else None
-    opened: list[Storage] = []
-
-    def opener() -> Storage:
-        opened.append(open_store(url, state=state))
-        return opened[-1]
-
-    yield opener
-    for store in opened:
-        store.close()
+    return store_opener(request.param)
 
 
 def _results(engine: Engine, ops: list[Any]) -> list[Any]:

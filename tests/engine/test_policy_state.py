@@ -10,7 +10,7 @@ times; an engine that kept its cached state would overwrite the other's updates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,9 @@ POLICIES = {
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Storage]]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "state.db")
-    else:
-        url = request.getfixturevalue("postgres_url")
-    state = request.getfixturevalue("redis_url") if request.param.endswith("redis") else None
-    opened: list[Storage] = []
-
-    def opener() -> Storage:
-        opened.append(open_store(url, state=state))
-        return opened[-1]
-
-    yield opener
-    for store in opened:
-        store.close()
+def stores(request: pytest.FixtureRequest, store_opener: Any) -> Any:
+    """Opens store objects on one fresh database of the backend."""
+    return store_opener(request.param)
 
 
 class Clock:

@@ -8,8 +8,8 @@ process would.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,7 +23,6 @@ from octobandit.storage import (
     RewardEvent,
     Snapshot,
     Storage,
-    open_store,
 )
 
 #: floats that a text round trip or a single-precision column would change
@@ -34,29 +33,9 @@ Opener = Callable[[], Storage]
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql+redis", "postgresql+redis-cluster"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens store objects on one fresh database of the backend (closed after the test):
-    SQLite; PostgreSQL; PostgreSQL with its per-arm state in Redis, or in a 3-node
-    Redis Cluster started on loopback (each test under a fresh key prefix)."""
-    state = None
-    if request.param == "sqlite":
-        url = str(tmp_path / "contract.db")
-    else:
-        url = request.getfixturevalue("postgres_url")
-    if request.param == "postgresql+redis":
-        state = request.getfixturevalue("redis_url")
-    elif request.param == "postgresql+redis-cluster":
-        state = request.getfixturevalue("redis_cluster_url")
-    opened: list[Storage] = []
-
-    def opener() -> Storage:
-        store = open_store(url, state=state)
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        store.close()
+def stores(request: pytest.FixtureRequest, store_opener: Any) -> Any:
+    """Opens store objects on one fresh database of the backend (see ``store_opener``)."""
+    return store_opener(request.param)
 
 
 @pytest.fixture

@@ -269,8 +269,7 @@ class RedisState:
             args += [d.arm_id, int(d.decisions), _f(d.rewards), _f(d.reward_sum)]
             args += [_f(d.reward_sq_sum), _f(d.centred_sum), _f(d.shift), len(ips)]
             args += [_f(x) for x in ips]
-        for unit, (arm, p) in assignments.items():
-            args += [unit, f"{_f(p)}|{arm}"]
+        args += _unit_fields(assignments)
         applied = bool(self._call(self._apply, keys=keys, args=args))
         if applied and marker is not None and self.cluster:
             self.set_marker(marker)
@@ -291,9 +290,7 @@ class RedisState:
             fields += [f"c|{a}", _f(r.shift)]
             if r.ips is not None:
                 fields += [f"i|{a}", ",".join(_f(x) for x in r.ips)]
-        args: list[Any] = [len(fields) // 2, *fields]
-        for unit, (arm, p) in assignments.items():
-            args += [unit, f"{_f(p)}|{arm}"]
+        args: list[Any] = [len(fields) // 2, *fields, *_unit_fields(assignments)]
         self._call(self._replace, keys=list(self.keys(experiment_id)), args=args)
 
     def set_arm(self, experiment_id: str, row: ArmStatsRow) -> bool:
@@ -318,6 +315,14 @@ class RedisState:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _unit_fields(assignments: Mapping[str, tuple[str, float]]) -> list[str]:
+    """Unit, ``<propensity>|<arm>`` pairs for the units hash."""
+    out: list[str] = []
+    for unit, (arm, p) in assignments.items():
+        out += [unit, f"{_f(p)}|{arm}"]
+    return out
 
 
 def _parse_arms(raw: Mapping[str, str]) -> dict[str, ArmStatsRow]:
