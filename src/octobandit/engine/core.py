@@ -56,22 +56,21 @@ from octobandit.errors import (
     OctobanditError,
     StorageUnavailable,
 )
-from octobandit.policies import ArmStats, Policy, make_policy
-from octobandit.policies.base import FloatArray, sample_categorical
-from octobandit.stats.intervals import mean_interval
-from octobandit.storage.base import (
+from octobandit.model import (
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
-    BatchTx,
     DecisionEvent,
     DecisionRef,
     ExperimentRecord,
     RewardEvent,
     Snapshot,
-    Storage,
     decode_json,
 )
+from octobandit.policies import ArmStats, Policy, make_policy
+from octobandit.policies.base import FloatArray, sample_categorical
+from octobandit.stats.intervals import mean_interval
+from octobandit.storage.base import BatchTx, Storage
 from octobandit.storage.fold import IPS_EXCLUDED, IPS_SUMS, ips_base, ips_row
 
 log = logging.getLogger("octobandit.engine")
