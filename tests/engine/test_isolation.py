@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from octobandit.api.app import create_app
+from octobandit.api.errors import http_status
 from octobandit.config import Settings
 from octobandit.engine import Engine, core
 from octobandit.engine.ops import DecideOp, RewardItem, RewardOp
@@ -65,7 +66,7 @@ def test_a_failing_experiment_fails_only_its_requests(poisoned: Engine) -> None:
     assert results[2].accepted == 1
     assert isinstance(results[3], RuntimeError)
     assert len(results[4]["decisions"]) == 3
-    assert isinstance(results[5], OctobanditError) and results[5].status == 422
+    assert isinstance(results[5], OctobanditError) and http_status(results[5]) == 422
     assert "bad" not in engine._live  # its cached state is dropped
 
     path = engine.storage.path  # type: ignore[attr-defined]
