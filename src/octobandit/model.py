@@ -6,10 +6,16 @@ computes on them, the doors turn them into JSON (see ``octobandit.api.views``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
+
+
+def iso_time(ts: float) -> str:
+    """A timestamp (epoch seconds) in ISO 8601 UTC with milliseconds, as records show it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 def decode_json(raw: str | bytes | None) -> Any:

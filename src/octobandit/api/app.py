@@ -30,9 +30,10 @@ from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_
 from octobandit.api.hot import Backend, DataPlane, error_response, json_response
 from octobandit.api.limits import BodyLimit
 from octobandit.api.openapi import openapi_document
+from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
-from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
+from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES

@@ -66,6 +66,7 @@ from octobandit.model import (
     RewardEvent,
     Snapshot,
     decode_json,
+    iso_time,
 )
 from octobandit.policies import ArmStats, Policy, make_policy
 from octobandit.policies.base import FloatArray, sample_categorical
@@ -245,43 +246,6 @@ def _arm_record(
     return ArmRecord(
         arm_id=arm_id, payload=spec.get("payload"), enabled=enabled, created_at=ts, prior=prior
     )
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
-
-
-def experiment_view(record: ExperimentRecord) -> dict[str, Any]:
-    """The JSON shape of an experiment, shared by every door."""
-    return {
-        "id": record.id,
-        "name": record.name,
-        "status": record.status,
-        "policy": record.policy,
-        "reward": {"type": record.reward_type},
-        "arms": [arm_view(a) for a in record.arms],
-        "context": (
-            {"features": record.options["context_features"]}
-            if "context_features" in record.options
-            else None
-        ),
-        "stopping": record.options.get("stopping"),
-        "snapshot_interval": record.options.get("snapshot_interval"),
-        "conclusion": record.conclusion,
-        "version": record.version,
-        "created_at": _iso(record.created_at),
-        "updated_at": _iso(record.updated_at),
-    }
-
-
-def arm_view(arm: ArmRecord) -> dict[str, Any]:
-    return {
-        "id": arm.arm_id,
-        "payload": arm.payload,
-        "enabled": arm.enabled and not arm.deleted,
-        "deleted": arm.deleted,
-        "prior": arm.prior,
-    }
 
 
 def _check_contextual(policy: Policy, options: Mapping[str, Any]) -> None:
@@ -635,7 +599,7 @@ class Engine:
         return {
             "experiment_id": experiment_id,
             "snapshot_interval": record.options.get("snapshot_interval"),
-            "at": [_iso(s.ts) for s in snaps],
+            "at": [iso_time(s.ts) for s in snaps],
             "reason": [s.reason for s in snaps],
             "arms": series,
         }
@@ -673,7 +637,7 @@ class Engine:
                     record.id,
                     {
                         "winner": record.arms[result.winner].arm_id,
-                        "at": _iso(now),
+                        "at": iso_time(now),
                         "reason": result.reason,
                         "prob_best": result.prob_best,
                         "expected_loss": result.expected_loss,
