@@ -12,7 +12,7 @@ import pytest
 from octobandit.api.app import create_app
 from octobandit.api.errors import http_status
 from octobandit.config import Settings
-from octobandit.engine import Engine, core
+from octobandit.engine import Engine, lifecycle
 from octobandit.engine.ops import DecideOp, RewardItem, RewardOp
 from octobandit.errors import OctobanditError
 from octobandit.policies.epsilon_greedy import EpsilonGreedy
@@ -136,14 +136,14 @@ def test_tick_goes_on_past_a_failing_experiment(
 ) -> None:
     for exp_id in ("first", "bad", "last"):
         _create(engine, exp_id, "thompson")
-    snapshot_data = core.snapshot_data
+    snapshot_data = lifecycle.snapshot_data
 
     def poisoned(record: Any) -> Any:
         if record.id == "bad":
             raise ZeroDivisionError("poisoned statistics")
         return snapshot_data(record)
 
-    monkeypatch.setattr(core, "snapshot_data", poisoned)
+    monkeypatch.setattr(lifecycle, "snapshot_data", poisoned)
     later = engine.get_experiment("first").created_at + 10_000
     with caplog.at_level(logging.ERROR, logger="octobandit.engine"):
         assert engine.tick(now=later) == 2

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from octobandit.api.errors import answer_status
 from octobandit.api.jsondepth import too_deep, too_deep_message
-from octobandit.engine.core import Limits
 from octobandit.engine.ops import Answer
+from octobandit.engine.specs import Limits
 from octobandit.wire import Decision as DecisionAnswer
 from octobandit.wire import (
     DecisionBatch,

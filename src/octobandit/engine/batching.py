@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from octobandit.engine.core import Engine, Limits
+from octobandit.engine.core import Engine
 from octobandit.engine.ops import (
     Answer,
     Op,
@@ -30,6 +30,7 @@ from octobandit.engine.ops import (
     ok_answer,
     op_from_body,
 )
+from octobandit.engine.specs import Limits
 
 T = TypeVar("T")
 _Group = list[tuple[Op, "asyncio.Future[Any]"]]

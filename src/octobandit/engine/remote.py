@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from octobandit.engine.core import Limits
 from octobandit.engine.ops import Answer, error_answer
 from octobandit.engine.server import HEADER
+from octobandit.engine.specs import Limits
 from octobandit.errors import EngineUnavailable
 
 _encode = msgspec.msgpack.Encoder().encode
