@@ -1,5 +1,7 @@
-"""What every part of the engine shares: its storage, limits, clock and random
-streams, the live cache, and the look-up of a stored experiment.
+"""The state every part of the engine shares, and the look-up of a stored experiment.
+
+The storage, the limits, the clock, the random streams and the live cache
+(:mod:`octobandit.engine.live`), set by :class:`~octobandit.engine.core.Engine`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The control plane: create, change, reset and delete experiments and arms, one
-storage transaction per call (see :class:`~octobandit.engine.core.Engine`).
+"""The control plane: create, change, reset and delete experiments and arms.
+
+One storage transaction per call (see :class:`~octobandit.engine.core.Engine`).
 """
 
 from __future__ import annotations

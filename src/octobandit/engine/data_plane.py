@@ -1,5 +1,6 @@
-"""The data plane: decisions and rewards, run in groups that commit in one
-transaction (group commit; see :meth:`DataPlaneMixin.execute`).
+"""The data plane: decisions and rewards, run in groups committed in one transaction.
+
+See :meth:`DataPlaneMixin.execute` (group commit).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The life cycle over time: the tick takes the snapshots that are due and
-concludes the experiments whose stopping rule is met.
+"""The life cycle over time: snapshots when due, conclusions when a stopping rule is met.
+
+Both are taken by :meth:`LifecycleMixin.tick`, which the service calls periodically.
 """
 
 from __future__ import annotations

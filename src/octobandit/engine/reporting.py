@@ -1,6 +1,4 @@
-"""Reports on an experiment: its statistics, its conclusion now and the history
-of its snapshots.
-"""
+"""Reports on an experiment: its statistics, its conclusion now, its snapshot history."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""What a valid experiment and arm look like: ids, names, statuses, the request
-limits, and the checks of the specs the control plane receives.
+"""What valid experiments and arms look like: ids, names, statuses, limits, spec checks.
+
+The checks of the specs the control plane receives live here; the request
+:class:`Limits` are enforced by the engine (and so by every door).
 """
 
 from __future__ import annotations
