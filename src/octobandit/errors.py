@@ -1,8 +1,8 @@
 """Errors shared by the engine and every door (HTTP API, CLI, SDK).
 
-Each error carries a stable machine-readable ``code`` and the HTTP status a
-web door should answer with, so that doors stay thin: they translate, they
-never decide.
+Each error carries a stable machine-readable ``code`` and a message for people;
+its class says what went wrong. The doors translate, they never decide: the
+HTTP statuses are mapped from the classes in :mod:`octobandit.api.errors`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 class OctobanditError(Exception):
     """Base class: ``code`` is stable, ``message`` is for people."""
 
-    status: int = 400
     code: str = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
@@ -35,7 +34,6 @@ def _restore(cls: type[OctobanditError], message: str, state: dict[str, object])
 class InvalidInput(OctobanditError):
     """A value is out of range or malformed; ``field`` names it."""
 
-    status = 422
     code = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
@@ -44,28 +42,24 @@ class InvalidInput(OctobanditError):
 
 
 class NotFound(OctobanditError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(OctobanditError):
-    status = 409
     code = "conflict"
 
 
 class BadRequest(OctobanditError):
-    status = 400
     code = "bad_request"
 
 
 class StorageUnavailable(OctobanditError):
-    """The storage cannot take writes now (503); nothing of the request was written.
+    """The storage cannot take writes now; nothing of the request was written.
 
     Raised for storage-wide failures only, never for one request's or one
     experiment's fault: the engine fails a whole group commit with it.
     """
 
-    status = 503
     code = "storage_unavailable"
 
 
@@ -90,5 +84,4 @@ class StorageLost(StorageUnavailable):
 class StorageUnusable(OctobanditError):
     """The database cannot be opened or fails its integrity check (at startup)."""
 
-    status = 503
     code = "storage_unusable"

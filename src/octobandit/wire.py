@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from octobandit.errors import BadRequest, InvalidInput, OctobanditError
+
 
 class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Body of ``POST /v1/experiments/{id}/decisions`` (all fields optional)."""
@@ -66,14 +68,6 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
-class BodyError(Exception):
-    """A body that does not decode or validate: ``status`` 400 or 422, and a ``code``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 encode = msgspec.json.Encoder().encode
 _decode_decision = msgspec.json.Decoder(DecisionRequest).decode
 _decode_reward = msgspec.json.Decoder(RewardRequest).decode
@@ -85,19 +79,20 @@ def error_body(code: str, message: str) -> bytes:
     return encode({"error": {"code": code, "message": message}})
 
 
-def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> BodyError:
+def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> OctobanditError:
+    """:class:`BadRequest` for a body that is not JSON, :class:`InvalidInput` for a bad one."""
     if isinstance(exc, msgspec.ValidationError):
         try:  # a typed decoder may stop at a type error before it sees broken syntax
             msgspec.json.decode(body)
         except msgspec.DecodeError as syntax:
             exc = syntax
         else:
-            return BodyError(422, "invalid", str(exc))
+            return InvalidInput(str(exc))
     try:  # NaN, Infinity or a number too large for a float: valid to Python, not to JSON
         json.loads(body)
     except ValueError:
-        return BodyError(400, "invalid_json", f"request body is not valid JSON: {exc}")
-    return BodyError(422, "invalid", "numbers must be finite (no NaN or Infinity)")
+        return BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json")
+    return InvalidInput("numbers must be finite (no NaN or Infinity)")
 
 
 def decode_decision(raw: bytes) -> DecisionRequest:
@@ -118,8 +113,8 @@ def decode_reward(raw: bytes) -> list[Reward]:
         raise _bad_body(exc, raw) from None
     if req.rewards is not None:
         if req.reward is not None or req.decision_id is not None or req.arm_id is not None:
-            raise BodyError(422, "invalid", "give either one reward or `rewards`, not both")
+            raise InvalidInput("give either one reward or `rewards`, not both")
         return req.rewards
     if req.reward is None:
-        raise BodyError(422, "invalid", "Object missing required field `reward`")
+        raise InvalidInput("Object missing required field `reward`")
     return [Reward(req.reward, req.decision_id, req.arm_id, req.count)]

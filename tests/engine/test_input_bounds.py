@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from octobandit.api.errors import http_status
 from octobandit.engine import Engine, RewardItem
 from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_COUNT, MAX_TOTAL, MIN_COUNT
 from octobandit.errors import Conflict, InvalidInput, OctobanditError
@@ -65,7 +66,7 @@ def refused(engine: Engine, call: Any, status: int, field: str | None = None) ->
     ]
     with pytest.raises(OctobanditError) as info:
         call()
-    assert info.value.status == status, info.value.message
+    assert http_status(info.value) == status, info.value.message
     if field is not None:
         assert isinstance(info.value, InvalidInput) and info.value.field == field
     assert list(engine.storage.events()) == before

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from octobandit.api.app import create_app
+from octobandit.api.errors import http_status
 from octobandit.config import Settings
-from octobandit.engine import Engine, core
+from octobandit.engine import Engine, lifecycle
 from octobandit.engine.ops import DecideOp, RewardItem, RewardOp
 from octobandit.errors import OctobanditError
 from octobandit.policies.epsilon_greedy import EpsilonGreedy
@@ -65,7 +66,7 @@ def test_a_failing_experiment_fails_only_its_requests(poisoned: Engine) -> None:
     assert results[2].accepted == 1
     assert isinstance(results[3], RuntimeError)
     assert len(results[4]["decisions"]) == 3
-    assert isinstance(results[5], OctobanditError) and results[5].status == 422
+    assert isinstance(results[5], OctobanditError) and http_status(results[5]) == 422
     assert "bad" not in engine._live  # its cached state is dropped
 
     path = engine.storage.path  # type: ignore[attr-defined]
@@ -135,14 +136,14 @@ def test_tick_goes_on_past_a_failing_experiment(
 ) -> None:
     for exp_id in ("first", "bad", "last"):
         _create(engine, exp_id, "thompson")
-    snapshot_data = core.snapshot_data
+    snapshot_data = lifecycle.snapshot_data
 
     def poisoned(record: Any) -> Any:
         if record.id == "bad":
             raise ZeroDivisionError("poisoned statistics")
         return snapshot_data(record)
 
-    monkeypatch.setattr(core, "snapshot_data", poisoned)
+    monkeypatch.setattr(lifecycle, "snapshot_data", poisoned)
     later = engine.get_experiment("first").created_at + 10_000
     with caplog.at_level(logging.ERROR, logger="octobandit.engine"):
         assert engine.tick(now=later) == 2

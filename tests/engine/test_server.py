@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from octobandit.api.errors import answer_status, http_status
 from octobandit.engine import Engine
 from octobandit.engine.process import EngineProcess
 from octobandit.engine.remote import RemoteEngine
@@ -27,7 +28,7 @@ SPEC = {"id": "e", "arms": [{"id": "a"}, {"id": "b"}]}
 def test_requests_from_two_workers_are_all_answered_and_logged(
     engine: Engine, tmp_path: Path, engine_server: Any
 ) -> None:
-    async def run(path: str) -> list[tuple[int, bytes]]:
+    async def run(path: str) -> list[tuple[str | None, bytes]]:
         one, two = RemoteEngine(path), RemoteEngine(path)
         await one.call("create_experiment", SPEC)
         answers = await asyncio.gather(
@@ -39,7 +40,7 @@ def test_requests_from_two_workers_are_all_answered_and_logged(
 
     with engine_server(engine, str(tmp_path / "s")) as path:
         answers = asyncio.run(run(path))
-    assert {status for status, _ in answers} == {200}
+    assert {answer_status(error) for error, _ in answers} == {200}
     ids = {json.loads(body)["decision_id"] for _, body in answers}
     assert len(ids) == 300
     stats = engine.stats("e")
@@ -49,7 +50,7 @@ def test_requests_from_two_workers_are_all_answered_and_logged(
 def test_bad_bodies_get_the_same_errors_as_in_process(
     engine: Engine, tmp_path: Path, engine_server: Any
 ) -> None:
-    async def run(path: str) -> list[tuple[int, bytes]]:
+    async def run(path: str) -> list[tuple[str | None, bytes]]:
         remote = RemoteEngine(path)
         await remote.call("create_experiment", SPEC)
         answers = [
@@ -63,7 +64,7 @@ def test_bad_bodies_get_the_same_errors_as_in_process(
 
     with engine_server(engine, str(tmp_path / "s")) as path:
         answers = asyncio.run(run(path))
-    codes = [(status, json.loads(body)["error"]["code"]) for status, body in answers]
+    codes = [(answer_status(error), json.loads(body)["error"]["code"]) for error, body in answers]
     assert codes[0] == (422, "invalid")
     assert codes[1] == (400, "invalid_json")
     assert codes[2] == (404, "experiment_not_found")
@@ -88,13 +89,13 @@ def test_errors_of_calls_keep_their_class_and_code(
     with engine_server(engine, str(tmp_path / "s")) as path:
         missing, duplicate = asyncio.run(run(path))
     assert isinstance(missing, NotFound) and missing.code == "experiment_not_found"
-    assert isinstance(duplicate, Conflict) and duplicate.status == 409
+    assert isinstance(duplicate, Conflict) and http_status(duplicate) == 409
 
 
 def test_a_garbled_peer_is_dropped_and_others_are_served(
     engine: Engine, tmp_path: Path, engine_server: Any
 ) -> None:
-    async def run(path: str) -> tuple[int, bytes]:
+    async def run(path: str) -> tuple[str | None, bytes]:
         remote = RemoteEngine(path)
         await remote.call("create_experiment", SPEC)
         with socket.socket(socket.AF_UNIX) as bad:
@@ -109,8 +110,8 @@ def test_a_garbled_peer_is_dropped_and_others_are_served(
         return answer
 
     with engine_server(engine, str(tmp_path / "s")) as path:
-        status, _ = asyncio.run(run(path))
-    assert status == 200
+        error, _ = asyncio.run(run(path))
+    assert answer_status(error) == 200
 
 
 def test_without_the_engine_writes_get_503_and_health_says_why(
@@ -120,9 +121,9 @@ def test_without_the_engine_writes_get_503_and_health_says_why(
 
     async def before(remote: RemoteEngine) -> None:
         await remote.call("create_experiment", SPEC)
-        assert (await remote.data("e", "decisions", b"{}"))[0] == 200
+        assert answer_status((await remote.data("e", "decisions", b"{}"))[0]) == 200
 
-    async def during(remote: RemoteEngine) -> tuple[tuple[int, bytes], object]:
+    async def during(remote: RemoteEngine) -> tuple[tuple[str | None, bytes], object]:
         await asyncio.sleep(0.1)  # the lost connection is noticed
         return await remote.data("e", "decisions", b"{}"), await remote.health()
 
@@ -130,15 +131,15 @@ def test_without_the_engine_writes_get_503_and_health_says_why(
         remote = RemoteEngine(path, health_timeout=0.5)
         with engine_server(engine, path):
             await before(remote)
-        (status, body), health = await during(remote)
-        assert status == 503
+        (error, body), health = await during(remote)
+        assert answer_status(error) == 503
         assert json.loads(body)["error"]["code"] == "engine_unavailable"
         assert health == {
             "reason": "engine_unavailable",
             "message": json.loads(body)["error"]["message"],
         }
         with engine_server(engine, path):  # back: the next request reconnects
-            assert (await remote.data("e", "decisions", b"{}"))[0] == 200
+            assert answer_status((await remote.data("e", "decisions", b"{}"))[0]) == 200
             assert await remote.health() is None
         remote.close()
 

@@ -25,13 +25,15 @@ from starlette.responses import Response
 
 import octobandit
 from octobandit.api.docs import install_docs
+from octobandit.api.errors import http_status
 from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_address
 from octobandit.api.hot import Backend, DataPlane, error_response, json_response
 from octobandit.api.limits import BodyLimit
 from octobandit.api.openapi import openapi_document
+from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
-from octobandit.engine import Engine, GroupCommitter, arm_view, experiment_view
+from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
@@ -201,7 +203,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.exception_handler(OctobanditError)
     async def _domain_error(request: Request, exc: OctobanditError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(http_status(exc), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -18,8 +18,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from octobandit.api.errors import answer_status
 from octobandit.api.jsondepth import too_deep, too_deep_message
-from octobandit.engine.core import Limits
+from octobandit.engine.ops import Answer
+from octobandit.engine.specs import Limits
 from octobandit.wire import Decision as DecisionAnswer
 from octobandit.wire import (
     DecisionBatch,
@@ -55,7 +57,7 @@ class Backend(Protocol):
     @property
     def limits(self) -> Limits: ...
 
-    async def data(self, experiment_id: str, action: str, raw: bytes) -> tuple[int, bytes]: ...
+    async def data(self, experiment_id: str, action: str, raw: bytes) -> Answer: ...
 
     async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -113,7 +115,8 @@ class DataPlane:
                 headers.append((b"allow", b"POST"))
                 raise _Reject(405, "method_not_allowed", "Method Not Allowed")
             raw = await self._body(scope, receive)
-            status, body = await self.backend.data(experiment_id, action, raw)
+            error, body = await self.backend.data(experiment_id, action, raw)
+            status = answer_status(error)
         except _Reject as exc:
             status, body = exc.status, error_body(exc.code, exc.message)
         except HTTPException as exc:  # raised by a guard's receive (body deadline)

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from octobandit.api.hot import openapi_paths
 from octobandit.engine.conclusions import MAX_SNAPSHOT_INTERVAL, MIN_SNAPSHOT_INTERVAL
-from octobandit.engine.core import ARM_ID, EXPERIMENT_ID, Limits
+from octobandit.engine.specs import ARM_ID, EXPERIMENT_ID, Limits
 from octobandit.policies import POLICIES
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}

@@ -1,7 +1,7 @@
 """The experiment engine, shared by every door."""
 
 from octobandit.engine.batching import GroupCommitter
-from octobandit.engine.core import Engine, Limits, arm_view, experiment_view
+from octobandit.engine.core import Engine, Limits
 from octobandit.engine.ops import DecideOp, RewardItem, RewardOp, RewardResult
 
 __all__ = [
@@ -12,6 +12,4 @@ __all__ = [
     "RewardItem",
     "RewardOp",
     "RewardResult",
-    "arm_view",
-    "experiment_view",
 ]

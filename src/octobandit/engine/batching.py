@@ -22,13 +22,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from octobandit.engine.core import Engine, Limits
+from octobandit.engine.core import Engine
 from octobandit.engine.ops import (
+    Answer,
     Op,
-    answer_body,
     error_answer,
+    ok_answer,
     op_from_body,
 )
+from octobandit.engine.specs import Limits
 
 T = TypeVar("T")
 _Group = list[tuple[Op, "asyncio.Future[Any]"]]
@@ -95,13 +97,13 @@ class GroupCommitter:
             loop.call_soon(self._start)
         return await future
 
-    async def data(self, experiment_id: str, action: str, raw: bytes) -> tuple[int, bytes]:
-        """Serve a data-plane body (``action``: ``decisions`` or ``rewards``): status and JSON."""
+    async def data(self, experiment_id: str, action: str, raw: bytes) -> Answer:
+        """Serve a data-plane body (``action``: ``decisions`` or ``rewards``): error and JSON."""
         try:
             result = await self.submit(op_from_body(experiment_id, action, raw))
         except Exception as exc:
             return error_answer(exc)
-        return 200, answer_body(result)
+        return ok_answer(result)
 
     async def health(self) -> dict[str, str] | None:
         """``None`` while the storage takes writes, else ``{"reason", "message"}`` (no I/O)."""

@@ -37,7 +37,7 @@ MIN_COUNT = 1e-6
 
 
 def total_exceeded(arm_id: str, what: str) -> Conflict:
-    """The 409 answered when a write would take an arm's total beyond :data:`MAX_TOTAL`."""
+    """The :class:`Conflict` for a write that would take an arm's total beyond :data:`MAX_TOTAL`."""
     return Conflict(
         f"arm {arm_id!r} would exceed {MAX_TOTAL:.0e} {what}, the largest total kept exact;"
         " reset the experiment or start a new one",

@@ -17,6 +17,7 @@ import numpy as np
 
 from octobandit.engine.priors import prior_stats
 from octobandit.errors import InvalidInput
+from octobandit.model import ExperimentRecord
 from octobandit.policies import ArmStats, make_policy
 from octobandit.stats.conclusion import (
     PRIOR_KEYS,
@@ -28,7 +29,6 @@ from octobandit.stats.conclusion import (
     posterior_summary,
     reward_gain_vs_equal_split,
 )
-from octobandit.storage.base import ExperimentRecord
 from octobandit.storage.fold import IPS_ELIGIBLE, IPS_EXCLUDED, IPS_LEGACY, ips_row
 
 AFTER_CONCLUSION = ("serve_winner", "keep_learning")

@@ -55,7 +55,7 @@ def _number(value: Any, field: str) -> float:
 
 
 def context_vector(context: Any, features: Sequence[str]) -> list[float]:
-    """The context as a vector in feature order; 422 naming a missing or extra feature."""
+    """The context as a vector in feature order; :class:`InvalidInput` naming a bad feature."""
     if context is None:
         raise InvalidInput(
             f"this experiment needs a context with features {list(features)}", field="context"

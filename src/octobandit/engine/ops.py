@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from octobandit.errors import OctobanditError
-from octobandit.wire import BodyError, decode_decision, decode_reward, encode, error_body
+from octobandit.wire import decode_decision, decode_reward, encode, error_body
 
 log = logging.getLogger("octobandit.engine")
 
@@ -48,11 +48,17 @@ class RewardResult:
 
 Op = DecideOp | RewardOp
 
+#: The answer to a data-plane request: the class name of the error that refused it
+#: (``None``: it succeeded; ``"internal"``: an unexpected failure), and its JSON body.
+#: The HTTP door turns the name into a status (:func:`octobandit.api.errors.answer_status`).
+Answer = tuple[str | None, bytes]
+
 
 def op_from_body(experiment_id: str, action: str, raw: bytes) -> Op:
     """The request a data-plane body asks for (``action``: ``decisions`` or ``rewards``).
 
-    Raises :class:`~octobandit.wire.BodyError` for a body that does not decode.
+    Raises :class:`~octobandit.errors.BadRequest` for a body that is not JSON and
+    :class:`~octobandit.errors.InvalidInput` for one that does not validate.
     """
     if action == "decisions":
         req = decode_decision(raw)
@@ -68,9 +74,14 @@ def answer_body(result: Any) -> bytes:
     return encode(result)
 
 
-def error_answer(exc: BaseException) -> tuple[int, bytes]:
-    """Status and JSON body for a refused or failed data-plane request."""
-    if isinstance(exc, OctobanditError | BodyError):
-        return exc.status, error_body(exc.code, exc.message)
+def ok_answer(result: Any) -> Answer:
+    """The answer to a data-plane request that succeeded."""
+    return None, answer_body(result)
+
+
+def error_answer(exc: BaseException) -> Answer:
+    """The error's name and JSON body for a refused or failed data-plane request."""
+    if isinstance(exc, OctobanditError):
+        return type(exc).__name__, error_body(exc.code, exc.message)
     log.error("data plane failure", exc_info=exc)
-    return 500, error_body("internal", "internal error: nothing was written")
+    return "internal", error_body("internal", "internal error: nothing was written")

@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from octobandit.engine.core import Limits
-from octobandit.engine.ops import error_answer
+from octobandit.engine.ops import Answer, error_answer
 from octobandit.engine.server import HEADER
+from octobandit.engine.specs import Limits
 from octobandit.errors import EngineUnavailable
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -78,18 +78,18 @@ class RemoteEngine:
         self._connecting: asyncio.Lock | None = None
         self._next_id = 0
         self._waiting: dict[int, tuple[bool, Any]] = {}  # id -> (is data, future(s))
-        self._pending: list[tuple[list[Any], asyncio.Future[tuple[int, bytes]]]] = []
+        self._pending: list[tuple[list[Any], asyncio.Future[Answer]]] = []
         self._sent = 0  # data messages in flight
         self._scheduled = False
 
     # --------------------------------------------------------------- the doors' API
-    async def data(self, experiment_id: str, action: str, raw: bytes) -> tuple[int, bytes]:
-        """Serve a data-plane body: status and JSON answer, after its group committed."""
+    async def data(self, experiment_id: str, action: str, raw: bytes) -> Answer:
+        """Serve a data-plane body: error (``None``) and JSON answer, after its group committed."""
         try:
             channel = self._channel or await self._connect()
         except EngineUnavailable as exc:
             return error_answer(exc)
-        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending.append(([experiment_id, action, raw], future))
         if not self._scheduled and self._sent < self.in_flight:
             self._scheduled = True
@@ -172,9 +172,9 @@ class RemoteEngine:
                 waiter.set_result(body)
             return
         self._sent -= 1
-        for future, (status, answer) in zip(waiter, body, strict=True):
+        for future, (error, answer) in zip(waiter, body, strict=True):
             if not future.done():
-                future.set_result((status, answer))
+                future.set_result((error, answer))
         if self._pending and not self._scheduled and self._channel is not None:
             self._flush(self._channel)
 
@@ -192,7 +192,7 @@ class RemoteEngine:
         self._fail(pending)
 
     @staticmethod
-    def _fail(items: list[tuple[list[Any], asyncio.Future[tuple[int, bytes]]]]) -> None:
+    def _fail(items: list[tuple[list[Any], asyncio.Future[Answer]]]) -> None:
         for _, future in items:
             if not future.done():
                 future.set_exception(EngineUnavailable(_UNAVAILABLE))

@@ -11,7 +11,8 @@ Protocol: frames of a 4-byte big-endian length and a msgpack array.
 Requests are ``[id, kind, body]``:
 
 - ``data``: ``[[experiment_id, action, raw_body], ...]``: data-plane requests,
-  answered ``[[status, json_body], ...]`` in the same order, after the group
+  answered ``[[error, json_body], ...]`` in the same order (``error``: ``None``, or
+  the class name of the error that refused the request), after the group
   that holds them has committed (requests from every worker are grouped into
   one transaction);
 - ``call``: a pickled ``(method, args, kwargs)`` of the engine, answered with a
@@ -38,8 +39,8 @@ from typing import Any
 import msgspec
 
 from octobandit.engine.core import Engine
-from octobandit.engine.ops import Op, answer_body, error_answer, op_from_body
-from octobandit.wire import BodyError
+from octobandit.engine.ops import Op, error_answer, ok_answer, op_from_body
+from octobandit.errors import OctobanditError
 
 log = logging.getLogger("octobandit.engine")
 HEADER = struct.Struct("!I")
@@ -222,7 +223,7 @@ class EngineServer:
             for j, (experiment_id, action, raw) in enumerate(body):
                 try:
                     ops.append(op_from_body(experiment_id, action, raw))
-                except BodyError as exc:
+                except OctobanditError as exc:  # a body that does not decode
                     answers[m][j] = error_answer(exc)
                 else:
                     slots.append((m, j))
@@ -238,7 +239,7 @@ class EngineServer:
                 answers[m][j] = error_answer(result)
             else:
                 try:
-                    answers[m][j] = (200, answer_body(result))
+                    answers[m][j] = ok_answer(result)
                 except Exception as exc:  # an answer that does not encode: a bug
                     answers[m][j] = error_answer(exc)
         for (peer, msg_id, _), answer in zip(messages, answers, strict=True):

@@ -29,7 +29,7 @@ def json_size(value: Any) -> int:
 
 
 def check_size(value: Any, limit: int, field: str) -> int:
-    """The JSON size of ``value``; 422 naming ``field`` when it exceeds ``limit`` bytes."""
+    """The JSON size of ``value``; :class:`InvalidInput` naming ``field`` beyond ``limit`` bytes."""
     size = json_size(value)
     if size > limit:
         raise InvalidInput(f"is {size} bytes as JSON; the limit is {limit} bytes", field=field)

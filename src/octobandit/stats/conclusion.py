@@ -4,7 +4,8 @@ Pure statistics, no I/O: three steps that a door (HTTP API, CLI, dashboard) stri
 
 1. :func:`posterior_summary` turns the sufficient statistics of the observed rewards into
    per-arm posterior numbers: mean, 95% credible interval, probability of being the best arm
-   and expected loss (the posterior of :class:`~octobandit.policies.ThompsonSampling`).
+   and expected loss (the posterior Thompson sampling draws from,
+   :class:`~octobandit.stats.conjugate.ConjugatePrior`).
 2. :func:`evaluate` applies a :class:`StoppingRule` to a summary and returns a
    :class:`Conclusion`: is there a winner, which, and a sentence saying why (or why not yet).
 3. :func:`reward_gain_vs_equal_split` estimates how much reward the adaptive allocation earned
@@ -22,7 +23,7 @@ Both come from deterministic quadrature (:mod:`octobandit.stats.posterior`), so 
 to ~1e-8 and ``prob_best_se`` is 0; the field exists so that a Monte Carlo summary can report
 its error without changing the shape of the result.
 
->>> from octobandit.policies import ArmStats
+>>> from octobandit.stats.arms import ArmStats
 >>> summary = posterior_summary(ArmStats.of(n=[4000, 4000], s=[200, 290]), "binary")
 >>> conclusion = evaluate(StoppingRule(), summary, counts=[4000, 4000])
 >>> conclusion.met, conclusion.winner
@@ -39,8 +40,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from octobandit.policies.base import REWARD_TYPES, ArmStats, BoolArray, FloatArray, IntArray
-from octobandit.policies.thompson import ThompsonSampling
+from octobandit.stats.arms import REWARD_TYPES, ArmStats, BoolArray, FloatArray, IntArray
+from octobandit.stats.conjugate import ConjugatePrior
 from octobandit.stats.posterior import (
     beta_credible_interval,
     beta_expected_loss,
@@ -62,8 +63,8 @@ __all__ = [
     "reward_gain_vs_equal_split",
 ]
 
-#: Prior parameters per reward type, with their defaults (those of ThompsonSampling;
-#: ``None``: estimated from the data, see :meth:`ThompsonSampling.nig_prior`).
+#: Prior parameters per reward type, with their defaults (those of ConjugatePrior and
+#: ThompsonSampling; ``None``: estimated from the data, see :meth:`ConjugatePrior.nig_prior`).
 PRIOR_KEYS: dict[str, dict[str, float | None]] = {
     "binary": {"alpha": 1.0, "beta": 1.0},
     "continuous": {"mu0": None, "kappa0": 0.01, "a0": 1.0, "b0": None},
@@ -125,11 +126,11 @@ def _prior_values(prior: Mapping[str, float | None] | None) -> dict[str, float |
     return values
 
 
-def _model(reward_type: str, prior: Mapping[str, float | None] | None) -> ThompsonSampling:
+def _model(reward_type: str, prior: Mapping[str, float | None] | None) -> ConjugatePrior:
     if reward_type not in REWARD_TYPES:
         raise ValueError(f"reward_type: must be one of {list(REWARD_TYPES)}, got {reward_type!r}")
-    factory: Any = ThompsonSampling
-    model: ThompsonSampling = factory(reward=reward_type, **_prior_values(prior))
+    factory: Any = ConjugatePrior
+    model: ConjugatePrior = factory(**_prior_values(prior))
     return model
 
 
@@ -160,11 +161,11 @@ def posterior_summary(
     ``reward_type="binary"``: Beta–Bernoulli with prior ``Beta(alpha, beta)`` (default 1, 1).
     ``reward_type="continuous"``: Normal rewards with a Normal-Inverse-Gamma prior
     ``NIG(mu0, kappa0, a0, b0)`` (default: ``kappa0 = 0.01``, ``a0 = 1`` and the empirical
-    ``mu0``, ``b0`` of :meth:`ThompsonSampling.nig_prior`, so that changing the rewards' unit,
+    ``mu0``, ``b0`` of :meth:`ConjugatePrior.nig_prior`, so that changing the rewards' unit,
     ``x -> a·x + b``, leaves P(best) unchanged and scales the means, intervals and expected
     losses as the rewards); the numbers are those of the Student-t marginal posterior of
-    each mean.  The posteriors are exactly those of
-    :class:`~octobandit.policies.ThompsonSampling`, so ``prior`` takes the same parameter names
+    each mean.  The posteriors are exactly those of Thompson sampling
+    (:class:`~octobandit.stats.conjugate.ConjugatePrior`), so ``prior`` takes the same names
     (keys of :data:`PRIOR_KEYS`; the other reward type's keys are accepted and unused).
 
     ``stats`` may carry a leading batch axis (independent experiments); ``enabled`` is a boolean
@@ -172,7 +173,7 @@ def posterior_summary(
     The continuous expected loss needs a finite posterior mean, i.e. ``2 a0 + n > 1`` for every
     enabled arm (true with the default ``a0 = 1``).
 
-    >>> from octobandit.policies import ArmStats
+    >>> from octobandit.stats.arms import ArmStats
     >>> s = posterior_summary(ArmStats.of(n=[10, 10], s=[3, 7]), "binary")
     >>> s.mean.round(4).tolist(), s.prob_best.round(4).tolist()
     ([0.3333, 0.6667], [0.0431, 0.9569])
@@ -415,7 +416,7 @@ def evaluate_batch(
     to the summary's shape.
 
     >>> import numpy as np
-    >>> from octobandit.policies import ArmStats
+    >>> from octobandit.stats.arms import ArmStats
     >>> stats = ArmStats.of(n=[[3000, 3000], [3000, 3000]], s=[[150, 230], [150, 155]])
     >>> met, leader = evaluate_batch(StoppingRule(), posterior_summary(stats, "binary"), stats.n)
     >>> met.tolist(), leader.tolist()
@@ -454,7 +455,7 @@ def evaluate(
     ``counts`` are the observed rewards per arm (``ArmStats.n``).  ``arm_names`` (default
     ``"arm 0"``, ``"arm 1"``, …) are only used in ``reason``.
 
-    >>> from octobandit.policies import ArmStats
+    >>> from octobandit.stats.arms import ArmStats
     >>> stats = ArmStats.of(n=[3000, 3000], s=[150, 160])
     >>> c = evaluate(StoppingRule(), posterior_summary(stats, "binary"), stats.n,
     ...              arm_names=["control", "new"])
@@ -572,7 +573,7 @@ def reward_gain_vs_equal_split(
     covered 87% of the time instead of 95% (``bench/calibration.py``).  With a fixed split
     it is unbiased up to the prior's pull (coverage 94.5-96%).
 
-    >>> from octobandit.policies import ArmStats
+    >>> from octobandit.stats.arms import ArmStats
     >>> stats = ArmStats.of(n=[1000, 9000], s=[50, 630])
     >>> gain, se = reward_gain_vs_equal_split(stats, [1000, 9000])
     >>> round(gain, 1), round(se, 1)

@@ -31,7 +31,7 @@ def t_interval(
 
     ``total_sq`` is ``Σ (x - shift)²`` (plain squares with the default ``shift = 0``); the
     centred sum of squares is ``total_sq - (total - n·shift)² / n``, accurate when ``shift``
-    is near the mean (see :class:`~octobandit.policies.base.ArmStats`).
+    is near the mean (see :class:`~octobandit.stats.arms.ArmStats`).
 
     >>> [round(x, 3) for x in t_interval(total=6.0, total_sq=14.0, n=3)]
     [-0.484, 4.484]

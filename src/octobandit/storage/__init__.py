@@ -1,17 +1,16 @@
 """Storage behind one interface: SQLite by default, PostgreSQL by URL (see ``open_store``)."""
 
-from octobandit.storage.base import (
+from octobandit.model import (
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
-    BatchTx,
     DecisionEvent,
     Event,
     ExperimentRecord,
     RewardEvent,
     Snapshot,
-    Storage,
 )
+from octobandit.storage.base import BatchTx, Storage
 from octobandit.storage.sqlite import SQLiteStorage
 from octobandit.storage.urls import open_store
 

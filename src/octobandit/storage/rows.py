@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from octobandit.storage.base import ArmRecord, decode_json
+from octobandit.model import ArmRecord, decode_json
 
 #: the arm columns in the order :func:`arm_record` reads them
 ARM_COLUMNS = (

@@ -32,7 +32,7 @@ from octobandit.errors import (
     StorageUnavailable,
     StorageUnusable,
 )
-from octobandit.storage.base import (
+from octobandit.model import (
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,

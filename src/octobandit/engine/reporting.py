@@ -1,0 +1,67 @@
+"""Reports on an experiment: its statistics, its conclusion now, its snapshot history."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from octobandit.engine.base import EngineBase
+from octobandit.engine.conclusions import conclusion_view, reward_gain
+from octobandit.model import iso_time
+from octobandit.stats.intervals import mean_interval
+
+
+class ReportingMixin(EngineBase):
+    """Statistics, conclusion and history: the engine's read-only reports."""
+
+    def stats(self, experiment_id: str) -> dict[str, Any]:
+        record = self._record(experiment_id)
+        arms = []
+        for a in record.arms:
+            mean = a.reward_sum / a.rewards if a.rewards > 0 else None
+            ci = mean_interval(
+                a.reward_sum, a.reward_sq_sum, a.rewards, record.reward_type, shift=a.shift
+            )
+            arms.append(
+                {
+                    "arm_id": a.arm_id,
+                    "enabled": a.enabled and not a.deleted,
+                    "deleted": a.deleted,
+                    "decisions": a.decisions,
+                    "rewards": a.rewards,
+                    "reward_sum": a.reward_sum,
+                    "mean_reward": mean,
+                    "ci95": list(ci) if ci is not None else None,
+                }
+            )
+        return {
+            "experiment_id": record.id,
+            "status": record.status,
+            "total_decisions": sum(a.decisions for a in record.arms),
+            "total_reward": math.fsum(a.reward_sum for a in record.arms),
+            "reward_gain_vs_equal_split": reward_gain(record),
+            "arms": arms,
+        }
+
+    def conclusion(self, experiment_id: str) -> dict[str, Any]:
+        """Whether the stopping rule is met now, which arm wins and why (the numbers)."""
+        return conclusion_view(self._record(experiment_id))
+
+    def history(self, experiment_id: str, limit: int = 1000) -> dict[str, Any]:
+        """Snapshots as time series per arm (decisions, rewards, mean, interval, P(best))."""
+        record = self._record(experiment_id)
+        snaps = self.storage.snapshots(experiment_id, limit)
+        fields = ("decisions", "rewards", "mean", "ci95", "prob_best", "expected_loss", "enabled")
+        series: dict[str, dict[str, list[Any]]] = {}
+        for i, snap in enumerate(snaps):
+            for row in snap.data["arms"]:
+                arm = series.setdefault(row["arm_id"], {f: [None] * len(snaps) for f in fields})
+                for f in fields:
+                    arm[f][i] = row.get(f)
+        return {
+            "experiment_id": experiment_id,
+            "snapshot_interval": record.options.get("snapshot_interval"),
+            "at": [iso_time(s.ts) for s in snaps],
+            "reason": [s.reason for s in snaps],
+            "arms": series,
+        }
