@@ -7,7 +7,7 @@ experiment's events since the last ``reset``. A state store that lost writes
 The layout of an arm's thirteen importance-weighted sums (``ArmStatsRow.ips``)
 is defined here, since both the fold and the engine's gain estimate read it.
 
->>> from octobandit.storage.base import Event
+>>> from octobandit.model import Event
 >>> log = [
 ...     Event(1, 0.0, "e", "decision", "d1", "a", 0.5, "u1", None, None, None, {"k": 2}),
 ...     Event(2, 1.0, "e", "reward", "d1", "a", None, None, None, 1.0, 1.0),
@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from octobandit.storage.base import ArmStatsRow, DecisionRef, Event
+from octobandit.model import ArmStatsRow, DecisionRef, Event
 
 #: length of an arm's ``ips`` row (see :class:`~octobandit.storage.base.ArmStatsRow`)
 IPS_SUMS = 13

@@ -31,7 +31,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool
 
 from octobandit.errors import Conflict, NotFound, StorageFull, StorageUnavailable, StorageUnusable
-from octobandit.storage.base import (
+from octobandit.model import (
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -547,7 +547,8 @@ class PostgresStorage:
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_min`` and
     ``pool_max`` bound the connection pool; ``timeout`` (seconds) bounds the wait
-    for a pooled connection and for a lock (then 503). An unreachable server or
+    for a pooled connection and for a lock (then ``StorageUnavailable``). An unreachable
+    server or
     an unusable database at start raises :class:`StorageUnusable`.
     """
 

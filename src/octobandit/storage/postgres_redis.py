@@ -17,7 +17,7 @@ statistics and sticky assignments live in a :class:`RedisState`:
   lock, so it never counts anything twice.
 * If Redis fails after a commit, the events are logged and acknowledged; the
   marker is then stale and the next writer rebuilds. If Redis is down when a
-  write begins, the write is refused (503 ``state_unavailable``), nothing written.
+  write begins, the write is refused (``state_unavailable``), nothing written.
 
 The arms table keeps each arm's statistics as created or last set (by a reset
 or an admin overwrite): the seed the log is folded onto. A store opened later
@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 from octobandit.errors import StorageUnavailable
-from octobandit.storage.base import (
+from octobandit.model import (
     ArmStatsDelta,
     ArmStatsRow,
     ExperimentRecord,

@@ -36,7 +36,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from octobandit.errors import StorageUnavailable, StorageUnusable
-from octobandit.storage.base import ArmRecord, ArmStatsDelta, ArmStatsRow
+from octobandit.model import ArmRecord, ArmStatsDelta, ArmStatsRow
 
 log = logging.getLogger("octobandit.storage")
 
@@ -137,7 +137,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def unavailable(exc: BaseException) -> StorageUnavailable:
-    """The 503 for a failed state-store call."""
+    """The :class:`StorageUnavailable` (code ``state_unavailable``) of a failed call."""
     return StorageUnavailable(
         f"state store unavailable (Redis: {_one_line(exc)}): nothing was written",
         code="state_unavailable",
