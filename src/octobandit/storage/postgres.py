@@ -547,9 +547,8 @@ class PostgresStorage:
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_min`` and
     ``pool_max`` bound the connection pool; ``timeout`` (seconds) bounds the wait
-    for a pooled connection and for a lock (then ``StorageUnavailable``). An unreachable
-    server or
-    an unusable database at start raises :class:`StorageUnusable`.
+    for a pooled connection and for a lock (then ``StorageUnavailable``). An
+    unreachable server or an unusable database at start raises :class:`StorageUnusable`.
     """
 
     def __init__(
