@@ -10,8 +10,12 @@ Two kinds of work reach storage:
   always sees the arms and status committed before it, also across processes.
 
 Every decision and reward is appended to the event log in the same transaction
-that updates the per-arm sufficient statistics. A Redis state store or a
-PostgreSQL event log implements these same two protocols.
+that updates the per-arm sufficient statistics (with a Redis state store: right
+after it, under the writers' lock, and rebuilt from the log if missed).
+
+Both protocols are unions of smaller ones, one per responsibility: the event
+log, the arm state, sticky assignments (inside a batch); experiments, reading
+the log, snapshots (on the store). A backend may put each where it belongs.
 """
 
 from __future__ import annotations
@@ -37,23 +41,70 @@ from octobandit.model import (
 
 __all__ = [
     "ArmRecord",
+    "ArmStateTx",
     "ArmStatsDelta",
     "ArmStatsRow",
+    "AssignmentsTx",
     "BatchTx",
     "DecisionEvent",
     "DecisionRef",
     "Event",
+    "EventLog",
+    "EventLogTx",
     "ExperimentRecord",
+    "Experiments",
     "RewardEvent",
     "Snapshot",
+    "Snapshots",
     "Storage",
     "add_ips",
     "decode_json",
 ]
 
 
-class BatchTx(Protocol):
-    """One data-plane transaction; commits when the context exits cleanly."""
+# -- inside a data-plane transaction, by responsibility ------------------------
+class EventLogTx(Protocol):
+    """The event log: the source of truth, idempotent by decision id."""
+
+    def append_decisions(self, events: Sequence[DecisionEvent]) -> None: ...
+
+    def find_decisions(
+        self, experiment_id: str, decision_ids: Sequence[str]
+    ) -> dict[str, DecisionRef]:
+        """Map each known decision id of the experiment to its :class:`DecisionRef`."""
+
+    def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
+
+
+class ArmStateTx(Protocol):
+    """The hot per-arm state: additive statistics, and a stateful policy's state
+    (written whole, under the single-writer rule)."""
+
+    def add_arm_stats(self, experiment_id: str, deltas: Sequence[ArmStatsDelta]) -> None:
+        """Add each delta to its arm's stored statistics (see :class:`ArmStatsDelta`)."""
+
+    def write_policy_state(self, experiment_id: str, state: bytes | None) -> None: ...
+
+
+class AssignmentsTx(Protocol):
+    """Sticky assignments: a unit's first arm, the same from every replica."""
+
+    def find_assignments(
+        self, experiment_id: str, unit_ids: Sequence[str]
+    ) -> dict[str, tuple[str, float]]: ...
+
+    def save_assignments(
+        self, experiment_id: str, rows: Iterable[tuple[str, str, float]]
+    ) -> None: ...
+
+
+class BatchTx(EventLogTx, ArmStateTx, AssignmentsTx, Protocol):
+    """One data-plane transaction; commits when the context exits cleanly.
+
+    SQLite and PostgreSQL keep all three parts in their database; with a Redis
+    state store (``storage.postgres_redis``) the arm state and the assignments
+    live in Redis and the event log stays in PostgreSQL.
+    """
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of the transaction: if the block raises, only its writes are undone.
@@ -67,31 +118,10 @@ class BatchTx(Protocol):
 
     def load_experiment(self, experiment_id: str) -> ExperimentRecord | None: ...
 
-    def find_assignments(
-        self, experiment_id: str, unit_ids: Sequence[str]
-    ) -> dict[str, tuple[str, float]]: ...
 
-    def save_assignments(
-        self, experiment_id: str, rows: Iterable[tuple[str, str, float]]
-    ) -> None: ...
-
-    def append_decisions(self, events: Sequence[DecisionEvent]) -> None: ...
-
-    def find_decisions(
-        self, experiment_id: str, decision_ids: Sequence[str]
-    ) -> dict[str, DecisionRef]:
-        """Map each known decision id of the experiment to its :class:`DecisionRef`."""
-
-    def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
-
-    def add_arm_stats(self, experiment_id: str, deltas: Sequence[ArmStatsDelta]) -> None:
-        """Add each delta to its arm's stored statistics (see :class:`ArmStatsDelta`)."""
-
-    def write_policy_state(self, experiment_id: str, state: bytes | None) -> None: ...
-
-
-class Storage(Protocol):
-    def batch(self) -> AbstractContextManager[BatchTx]: ...
+# -- the store, by responsibility ------------------------------------------------
+class Experiments(Protocol):
+    """Experiments and arms (the control plane), each call one short transaction."""
 
     def create_experiment(self, record: ExperimentRecord) -> None:
         """Insert an experiment and its arms (:class:`~octobandit.errors.Conflict` if it exists)."""
@@ -117,14 +147,22 @@ class Storage(Protocol):
         self, experiment_id: str, arm_id: str, changes: Mapping[str, Any], ts: float
     ) -> None: ...
 
-    def events(self, experiment_id: str | None = None) -> Iterator[Event]:
-        """The event log in commit order."""
-
     def set_arm_stats(self, experiment_id: str, row: ArmStatsRow, ts: float) -> None:
         """Overwrite one arm's statistics (admin) and log a ``set_stats`` event."""
 
     def conclude(self, experiment_id: str, conclusion: Mapping[str, Any], ts: float) -> None:
         """Set status ``concluded`` and record the conclusion; bumps the version."""
+
+
+class EventLog(Protocol):
+    """Reading the event log back."""
+
+    def events(self, experiment_id: str | None = None) -> Iterator[Event]:
+        """The event log in commit order."""
+
+
+class Snapshots(Protocol):
+    """Posterior snapshots, taken once per interval however many processes tick."""
 
     def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
         """Experiments whose snapshot interval has elapsed since their last snapshot."""
@@ -138,6 +176,12 @@ class Storage(Protocol):
 
     def snapshots(self, experiment_id: str, limit: int | None = None) -> list[Snapshot]:
         """The experiment's snapshots, oldest first (the most recent ``limit``)."""
+
+
+class Storage(Experiments, EventLog, Snapshots, Protocol):
+    """A whole store: experiments, the event log, snapshots and data-plane batches."""
+
+    def batch(self) -> AbstractContextManager[BatchTx]: ...
 
     def health(self) -> dict[str, str] | None:
         """``None`` while writes work, else ``{"reason": code, "message": ...}``.
