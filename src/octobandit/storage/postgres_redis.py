@@ -123,13 +123,15 @@ class PostgresRedisStorage(PostgresStorage):
     def _began(self, conn: psycopg.Connection[Any], version: int) -> None:
         self._clear()
         if self.state.marker() != version - 1:
-            log.warning(
-                "state store %s does not match the event log (new, flushed, restarted or"
-                " it missed a write): rebuilding it from the log",
-                self.state.where,
-            )
-            self._rebuild(conn, None)
+            rebuilt = self._rebuild(conn, None)
             self.state.set_marker(version - 1)
+            if rebuilt:  # a new, empty store needs no word
+                log.warning(
+                    "state store %s did not match the event log (flushed, restarted or it"
+                    " missed a write): rebuilt %d experiments from the log",
+                    self.state.where,
+                    rebuilt,
+                )
 
     def _aborted(self) -> None:
         self._clear()
@@ -174,14 +176,15 @@ class PostgresRedisStorage(PostgresStorage):
         finally:
             self._clear()
 
-    def _rebuild(self, conn: psycopg.Connection[Any], experiment_ids: Sequence[str] | None) -> None:
-        """Make Redis the fold of the committed log (every experiment, or these)."""
+    def _rebuild(self, conn: psycopg.Connection[Any], experiment_ids: Sequence[str] | None) -> int:
+        """Make Redis the fold of the committed log (every experiment, or these);
+        returns how many experiments were rebuilt."""
         if experiment_ids is None:
             ids = [r[0] for r in conn.execute("SELECT id FROM experiments")]
         else:
             ids = list(dict.fromkeys(experiment_ids))
         if not ids:
-            return
+            return 0
         folded = _fold_log(conn, ids)
         for experiment_id in ids:
             self.state.replace(
@@ -189,6 +192,7 @@ class PostgresRedisStorage(PostgresStorage):
                 folded.arms.get(experiment_id, {}).values(),
                 folded.assignments.get(experiment_id, {}),
             )
+        return len(ids)
 
     # -- reads -----------------------------------------------------------------
     def _overlay(
