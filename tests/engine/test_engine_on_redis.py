@@ -187,3 +187,42 @@ def test_a_stale_redis_is_caught_by_the_marker(run: Run) -> None:
     store.state.client.hset(arms_key, "d|arm0", 999_999)
     run.step()
     run.check()
+
+
+def test_adding_redis_to_a_postgresql_store_counts_nothing_twice(
+    postgres_url: str, private_redis: Any
+) -> None:
+    """A store run without Redis, then with it: the state Redis starts from is the same
+    statistics, not those plus the log again; and back without Redis, still the same."""
+    from octobandit.model import ArmRecord, ArmStatsDelta, ExperimentRecord
+
+    alone = open_store(postgres_url)
+    run = Run(alone)
+    run.create()
+    for _ in range(6):
+        run.step()
+    # an arm created with statistics of its own (store level: an import, say)
+    seeded = ArmRecord("s", decisions=4, rewards=3.0, reward_sum=2.0, reward_sq_sum=0.75,
+                       shift=1.0, created_at=1.0)  # fmt: skip
+    alone.create_experiment(ExperimentRecord("imported", "I", {"type": "thompson"}, "binary",
+                                             arms=[seeded]))  # fmt: skip
+    with alone.batch() as tx:
+        tx.add_arm_stats("imported", [ArmStatsDelta("s", 2, 2.0, 1.0, 0.5, shift=0.5)])
+    logged = run.engine.execute(  # and logged events on top of its own statistics
+        [DecideOp("imported"), RewardOp("imported", [RewardItem(0.25, arm_id="s", count=3)])]
+    )
+    assert not any(isinstance(r, BaseException) for r in logged), logged
+    before = {e: alone.get_experiment(e) for e in ("ts", "eg", "imported")}
+    alone.close()
+    for state in (private_redis.url, None):  # to Redis, and back
+        store = open_store(postgres_url, state=state)
+        try:
+            for exp_id, record in before.items():
+                got = store.get_experiment(exp_id)
+                assert got is not None and record is not None
+                for arm, was in zip(got.arms, record.arms, strict=True):
+                    assert (arm.decisions, arm.rewards) == (was.decisions, was.rewards), exp_id
+                    assert arm.reward_sum == pytest.approx(was.reward_sum, rel=1e-12)
+                    assert arm.reward_sq_sum == pytest.approx(was.reward_sq_sum, rel=1e-9, abs=1e-9)
+        finally:
+            store.close()

@@ -267,6 +267,47 @@ def _fold_log(conn: psycopg.Connection[Any], experiment_ids: Sequence[str] | Non
         return fold((_event(r) for r in cur), seed)
 
 
+def _keep_seeds(conn: psycopg.Connection[Any]) -> None:
+    """Turn each arm's row from its statistics into its seed (what the log does not
+    tell: the statistics it was created with), before a state store takes over.
+
+    The row holds seed + fold of the log; an arm the engine created was created empty,
+    so its seed is zero (the counts agree with the log's). Otherwise the log's part is
+    taken away: counts and sums by subtraction, squares by re-centring the log's part
+    onto the row's shift (see ``ArmStatsDelta``)."""
+    from_log = fold(
+        _event(r) for r in conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq")
+    )
+    rows = conn.execute(
+        "SELECT experiment_id, arm_id, decisions, rewards, reward_sum, reward_sq_sum, ips, shift"
+        " FROM arms"
+    ).fetchall()
+    for experiment_id, arm_id, d, n, s, ss, ips, c in rows:
+        logged = from_log.arms.get(experiment_id, {}).get(arm_id)
+        if logged is None:
+            continue  # nothing logged: the row is its seed
+        if (logged.decisions, logged.rewards) == (d, n):
+            seed = ArmStatsRow(arm_id, 0, 0.0, 0.0, 0.0, None, 0.0)
+        else:
+            gap = logged.shift - c
+            centred = logged.reward_sum - logged.rewards * logged.shift
+            ss_log = logged.reward_sq_sum + 2 * gap * centred + logged.rewards * gap * gap
+            seed_ips = add_ips(decode_json(ips), [-x for x in logged.ips or ()] or None)
+            seed = ArmStatsRow(
+                arm_id, d - logged.decisions, n - logged.rewards, s - logged.reward_sum,
+                ss - ss_log, seed_ips, c,
+            )  # fmt: skip
+        conn.execute(
+            "UPDATE arms SET decisions = %s, rewards = %s, reward_sum = %s, reward_sq_sum = %s,"
+            " ips = %s, shift = %s WHERE experiment_id = %s AND arm_id = %s",
+            (
+                int(seed.decisions), float(seed.rewards), float(seed.reward_sum),
+                float(seed.reward_sq_sum), json_text(seed.ips), float(seed.shift),
+                experiment_id, arm_id,
+            ),
+        )  # fmt: skip
+
+
 def _store_folded(conn: psycopg.Connection[Any], folded: Folded) -> None:
     """Write folded statistics and assignments into the arms and assignments tables."""
     conn.execute(
@@ -622,6 +663,8 @@ class PostgresStorage:
                 if row and row[0] != self.stats_in:
                     if self.stats_in == "store":  # they were kept in a state store: refold
                         _store_folded(conn, _fold_log(conn))
+                    else:  # the rows hold the fold: keep only what the log does not tell
+                        _keep_seeds(conn)
                     conn.execute(
                         "UPDATE octobandit_store SET stats_in = %s, version = version + 1",
                         (self.stats_in,),
