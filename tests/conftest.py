@@ -357,11 +357,17 @@ def free_port() -> int:
 class Server:
     """The real service as a subprocess (``python -m octobandit.cli serve``)."""
 
-    def __init__(self, db: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.db = db
         self.workers = workers
         self.extra_env = env or {}
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a restart where clients expect it
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
