@@ -427,3 +427,13 @@ def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
     yield _Factory
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real service for a whole test module (its tests keep to their own experiments)."""
+    server = Server(tmp_path_factory.mktemp("server") / "octobandit.db").start()
+    try:
+        yield server
+    finally:
+        server.stop()
