@@ -238,9 +238,9 @@ def decide(
 
 
 def decide_batch(
-    experiment_id: str, n: int, *, unit_id: str | None, context: Context | None
+    experiment_id: str, n: int, *, context: Context | None
 ) -> Call[list[wire.Decision]]:
-    body = _json({"n": n, "unit_id": unit_id, "context": _context(context)})
+    body = _json({"n": n, "context": _context(context)})
     path = _path(experiment_id, "decisions")
     return Call("POST", path, lambda raw: _batch(raw).decisions, body)
 

@@ -306,16 +306,10 @@ class AsyncClient:
         return await self._run(calls.decide(experiment_id, unit_id=unit_id, context=context))
 
     async def decide_batch(
-        self,
-        experiment_id: str,
-        n: int,
-        unit_id: str | None = None,
-        context: Context | None = None,
+        self, experiment_id: str, n: int, context: Context | None = None
     ) -> list[wire.Decision]:
-        """``n`` decisions in one request."""
-        return await self._run(
-            calls.decide_batch(experiment_id, n, unit_id=unit_id, context=context)
-        )
+        """``n`` decisions in one request (not sticky: a unit gets single decisions)."""
+        return await self._run(calls.decide_batch(experiment_id, n, context=context))
 
     @overload
     async def reward(
