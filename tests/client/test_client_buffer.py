@@ -166,7 +166,12 @@ def test_refused_rewards_are_isolated_and_reported(
 def test_the_buffer_is_bounded(make_client: Any) -> None:
     failures = Failures()
     api = make_client(
-        DEAD, buffer_size=5, timeout=0.3, buffer_retry=GIVE_UP_AFTER_1S, on_error=failures
+        DEAD,
+        buffer_size=5,
+        batch_size=2,
+        timeout=0.3,
+        buffer_retry=GIVE_UP_AFTER_1S,
+        on_error=failures,
     )
     for i in range(5):
         api.reward("e", f"d{i}", 1.0, buffered=True)
@@ -174,9 +179,16 @@ def test_the_buffer_is_bounded(make_client: Any) -> None:
     with pytest.raises(RewardBufferFull):
         api.reward("e", "d5", 1.0, buffered=True)
     assert time.monotonic() - started >= 0.25
+    started = time.monotonic()
     api.close() if isinstance(api, Client) else api.shut()
+    # three batches; once the first gave up, the other two are reported without a retry budget
+    assert time.monotonic() - started < 2.5
     assert sorted(r.decision_id for r in failures.rewards()) == [f"d{i}" for i in range(5)]
-    assert {code for code, _, _ in failures.calls} == {"unreachable"}
+    assert [(code, len(batch)) for code, _, batch in failures.calls] == [
+        ("unreachable", 2),
+        ("unreachable", 2),
+        ("unreachable", 1),
+    ]
     stats = api.buffer_stats()
     assert (stats.queued, stats.failed, stats.accepted) == (0, 5, 0)
 

@@ -12,6 +12,10 @@ decision id are idempotent, so batches are retried freely) or handed to the
 nothing, so a batch refused for some of its items (409, 413, 422, unknown
 decision) is split in halves until the refused rewards are isolated.
 
+At close, once a batch could not be sent because the service is down (after
+the retries), the remaining batches are reported at once rather than each
+waiting a full retry budget.
+
 A process killed outright loses what was queued or in flight: at most
 ``max_items`` rewards. The in-flight batch may have been applied; re-sending it
 is harmless (duplicates are ignored).
@@ -28,7 +32,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from octobandit import wire
-from octobandit.client.errors import OctobanditHTTPError, RewardBufferFull
+from octobandit.client.errors import (
+    OctobanditHTTPError,
+    RewardBufferFull,
+    ServerError,
+    ServiceUnreachable,
+)
 
 log = logging.getLogger("octobandit.client")
 
@@ -174,28 +183,46 @@ def _report(
         log.exception("the on_error callback of the reward buffer failed")
 
 
+def fail(
+    on_error: ErrorHandler,
+    error: BaseException,
+    experiment_id: str,
+    items: list[_Item],
+    tally: Tally,
+) -> None:
+    tally.failed += len(items)
+    _report(on_error, error, experiment_id, items)
+
+
+def _down(error: BaseException) -> BaseException | None:
+    """``error`` if it says the service is unreachable or failing (not these rewards)."""
+    return error if isinstance(error, ServiceUnreachable | ServerError) else None
+
+
 def deliver(
     send: SyncSend, on_error: ErrorHandler, experiment_id: str, items: list[_Item], tally: Tally
-) -> None:
-    """Send ``items`` in one bulk request, in halves if it is refused for some of them."""
+) -> BaseException | None:
+    """Send ``items`` in one bulk request, in halves if it is refused for some of them.
+
+    Returns the error when the service was unreachable or failing after the retries.
+    """
     try:
         answer = send(experiment_id, [i.reward for i in items])
     except Exception as exc:
         if len(items) > 1 and splittable(exc):
             half = len(items) // 2
             deliver(send, on_error, experiment_id, items[:half], tally)
-            deliver(send, on_error, experiment_id, items[half:], tally)
-            return
-        tally.failed += len(items)
-        _report(on_error, exc, experiment_id, items)
-        return
+            return deliver(send, on_error, experiment_id, items[half:], tally)
+        fail(on_error, exc, experiment_id, items, tally)
+        return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
+    return None
 
 
 async def adeliver(
     send: AsyncSend, on_error: ErrorHandler, experiment_id: str, items: list[_Item], tally: Tally
-) -> None:
+) -> BaseException | None:
     """:func:`deliver` for the async client."""
     try:
         answer = await send(experiment_id, [i.reward for i in items])
@@ -203,13 +230,24 @@ async def adeliver(
         if len(items) > 1 and splittable(exc):
             half = len(items) // 2
             await adeliver(send, on_error, experiment_id, items[:half], tally)
-            await adeliver(send, on_error, experiment_id, items[half:], tally)
-            return
-        tally.failed += len(items)
-        _report(on_error, exc, experiment_id, items)
-        return
+            return await adeliver(send, on_error, experiment_id, items[half:], tally)
+        fail(on_error, exc, experiment_id, items, tally)
+        return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
+    return None
+
+
+def deliver_all(
+    send: SyncSend, on_error: ErrorHandler, batches: list[tuple[str, list[_Item]]]
+) -> None:
+    """Send batches one by one; once the service is down, report the rest unsent."""
+    down: BaseException | None = None
+    for experiment_id, items in batches:
+        if down is not None:
+            fail(on_error, down, experiment_id, items, Tally())
+        else:
+            down = deliver(send, on_error, experiment_id, items, Tally())
 
 
 class ThreadBuffer:
@@ -263,6 +301,9 @@ class ThreadBuffer:
             return self._pending.stats()
 
     def _run(self) -> None:
+        #: the last batch failed because the service was down: at close, the rest is
+        #: reported without being sent
+        down: BaseException | None = None
         while True:
             with self._cond:
                 while True:
@@ -275,7 +316,10 @@ class ThreadBuffer:
                 items = self._pending.take(experiment_id)
             tally = Tally()
             try:
-                deliver(self._send, self._on_error, experiment_id, items, tally)
+                if self._closing and down is not None:  # do not wait a retry budget per batch
+                    fail(self._on_error, down, experiment_id, items, tally)
+                else:
+                    down = deliver(self._send, self._on_error, experiment_id, items, tally)
             finally:
                 with self._cond:
                     self._pending.settle(items, tally)
@@ -309,7 +353,7 @@ class TaskBuffer:
                 raise RuntimeError("the client is closed")
             if self._pending.add(experiment_id, reward, time.monotonic()):
                 self._cond.notify_all()
-            if self._task is None:
+            if self._task is None or self._task.done():
                 self._task = asyncio.get_running_loop().create_task(
                     self._run(), name="octobandit-rewards"
                 )
@@ -343,6 +387,7 @@ class TaskBuffer:
         return self._pending.take_all()
 
     async def _run(self) -> None:
+        down: BaseException | None = None  # as in ThreadBuffer._run
         while True:
             async with self._cond:
                 while True:
@@ -356,7 +401,10 @@ class TaskBuffer:
                 items = self._pending.take(experiment_id)
             tally = Tally()
             try:
-                await adeliver(self._send, self._on_error, experiment_id, items, tally)
+                if self._closing and down is not None:  # do not wait a retry budget per batch
+                    fail(self._on_error, down, experiment_id, items, tally)
+                else:
+                    down = await adeliver(self._send, self._on_error, experiment_id, items, tally)
             finally:
                 async with self._cond:
                     self._pending.settle(items, tally)

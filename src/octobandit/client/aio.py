@@ -17,9 +17,8 @@ from octobandit.client._buffer import (
     BufferStats,
     ErrorHandler,
     Pending,
-    Tally,
     TaskBuffer,
-    deliver,
+    deliver_all,
     log_undelivered,
 )
 from octobandit.client._calls import ArmSpec, Call, Context
@@ -142,8 +141,7 @@ class AsyncClient:
             def send(experiment_id: str, rewards: list[wire.Reward]) -> wire.RewardAnswer:
                 return run_sync(http, calls.rewards(experiment_id, rewards), s.buffer_retry)
 
-            for experiment_id, items in leftovers:
-                deliver(send, self._on_error, experiment_id, items, Tally())
+            deliver_all(send, self._on_error, leftovers)
 
     # -- life cycle -----------------------------------------------------------------
 
