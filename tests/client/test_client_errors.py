@@ -138,3 +138,19 @@ def test_api_key_and_headers_are_sent() -> None:
     assert request.headers["authorization"] == "Bearer k3y" and request.headers["x-team"] == "a"
     assert request.headers["user-agent"].startswith("octobandit-python/")
     assert "content-type" not in request.headers  # no body, no content type
+
+
+def test_health_answers_degraded_and_raises_for_an_error_body() -> None:
+    answers = iter(
+        [
+            httpx.Response(503, json={"status": "degraded", "reason": "storage_full"}),
+            httpx.Response(503, json={"error": {"code": "too_many_connections", "message": "m"}}),
+        ]
+    )
+    transport = httpx.MockTransport(lambda request: next(answers))
+    with Client("http://svc", retry=Retry.never(), transport=transport) as client:
+        health = client.health()
+        assert (health.status, health.reason) == ("degraded", "storage_full")
+        with pytest.raises(UnavailableError) as info:
+            client.health()
+    assert info.value.code == "too_many_connections"

@@ -73,8 +73,13 @@ class Call(Generic[T]):
         """The answer, or raise its error. ``unsure``: an earlier try of this call may
         have taken effect without an answer (then a DELETE's 404 means it did)."""
         if status in self.ok:
-            return self.read(content)
-        if unsure and self.method == "DELETE" and status == 404:
+            try:
+                return self.read(content)
+            except msgspec.DecodeError:
+                if status < 400:
+                    raise
+                # e.g. /healthz's 503 is its answer, but a 503 error body may come instead
+        elif unsure and self.method == "DELETE" and status == 404:
             return self.read(b"")
         raise from_response(status, content, attempts=attempts)
 
