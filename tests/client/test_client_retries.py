@@ -129,6 +129,8 @@ CASES: list[tuple[str, list[Any], int, Any]] = [
     ("decide", [_err(503, "engine_unavailable"), (200, DECISION)], 1, UnavailableError),
     ("decide", [_err(503, "too_many_connections"), (200, DECISION)], 2, "d"),
     ("decide", [_err(503, "storage_full"), (200, DECISION)], 2, "d"),
+    ("decide", [_err(503, "state_unavailable"), (200, DECISION)], 2, "d"),
+    ("decide", [_err(503, "storage_lost"), (200, DECISION)], 1, UnavailableError),
     ("decide", [_err(502, "bad_gateway"), (200, DECISION)], 1, Exception),
     ("reward", [_lost(), _err(503, "engine_unavailable"), (200, REWARDED)], 3, 1),
     ("reward", [_err(502, "bad_gateway"), _err(504, "timeout"), (200, REWARDED)], 3, 1),

@@ -7,7 +7,7 @@ creation, a reset). An idempotent call is retried after any transport failure
 and after 502, 503 and 504. Any other call is retried only when the request
 cannot have had an effect: the connection was never made, or the server
 answered that it did nothing (503 ``too_many_connections``, ``storage_full``,
-``storage_unavailable``; 408; 429).
+``storage_unavailable``, ``state_unavailable``; 408; 429).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ _UNSENT: tuple[type[httpx.TransportError], ...] = (
 _NOT_DONE_STATUSES = frozenset({408, 429})
 #: 503 codes that say nothing was written (``engine_unavailable`` does not: an engine
 #: that died may have written before it could answer; ``storage_lost`` needs a restart)
-_NOT_DONE_CODES = frozenset({"too_many_connections", "storage_full", "storage_unavailable"})
+_NOT_DONE_CODES = frozenset(
+    {"too_many_connections", "storage_full", "storage_unavailable", "state_unavailable"}
+)
 #: statuses an idempotent call is retried after
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
