@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import secrets
 import shutil
@@ -11,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from octobandit.api.app import create_app
+from octobandit.client import AsyncClient, Client
 from octobandit.config import Settings
 from octobandit.engine import Engine
 from octobandit.engine.server import EngineServer, bind
@@ -357,11 +361,17 @@ def free_port() -> int:
 class Server:
     """The real service as a subprocess (``python -m octobandit.cli serve``)."""
 
-    def __init__(self, db: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.db = db
         self.workers = workers
         self.extra_env = env or {}
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a restart where clients expect it
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -421,3 +431,70 @@ def server_factory(tmp_path: Path) -> Iterator[type[Server]]:
     yield _Factory
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real service for a whole test module (its tests keep to their own experiments)."""
+    server = Server(tmp_path_factory.mktemp("server") / "octobandit.db").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- the Python client (tests/client) ---------------------------------------------------
+
+
+class Blocking:
+    """An :class:`AsyncClient` driven from plain test code: every coroutine method runs
+    to completion on a private event loop, so one test body covers both clients."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.loop.run_until_complete(attr(*args, **kwargs))
+
+        return call
+
+    def shut(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.run_until_complete(self.client.close())
+            self.loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """``make_client(url, **options)``: a :class:`Client`, or an :class:`AsyncClient`
+    behind :class:`Blocking`; closed after the test."""
+    made: list[Any] = []
+
+    def make(url: str, **options: Any) -> Any:
+        if request.param == "sync":
+            made.append(Client(url, **options))
+        else:
+            made.append(Blocking(AsyncClient(url, **options)))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.shut() if isinstance(c, Blocking) else c.close()
+
+
+@pytest.fixture
+def api(make_client: Callable[..., Any], module_server: Any) -> Any:
+    """A client (sync or async) of the module's service."""
+    return make_client(module_server.url)
+
+
+@pytest.fixture
+def exp_id() -> str:
+    """A fresh experiment id (tests share the module's service)."""
+    return f"t-{uuid.uuid4().hex[:10]}"

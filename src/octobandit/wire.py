@@ -1,14 +1,20 @@
-"""Wire types of the data plane, defined once: request and answer bodies.
+"""Wire types, defined once: the data plane's requests and answers, every answer of the
+control plane, and the error body.
 
-The HTTP door, the engine process and (later) the SDK share these msgspec
-types; the OpenAPI description of the data-plane routes is generated from
-them. Decoding validates a body in one pass.
+The HTTP door, the engine process and the Python client (:mod:`octobandit.client`)
+share these msgspec types: the server encodes its answers through them, the
+client decodes them with them, and the OpenAPI document's schemas are generated
+from them. Decoding a data-plane request validates it in one pass.
+
+This module imports nothing heavier than msgspec (the client depends on that).
+The answer types ignore unknown fields when decoded, so a client keeps working
+against a newer server that answers more.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -24,6 +30,8 @@ class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
 
 
 class Decision(msgspec.Struct):
+    """One decision: the arm to serve, its payload and the probability it was chosen with."""
+
     decision_id: str
     experiment_id: str
     arm_id: str
@@ -32,6 +40,8 @@ class Decision(msgspec.Struct):
 
 
 class DecisionBatch(msgspec.Struct):
+    """The answer to a decision request with ``n``."""
+
     decisions: list[Decision]
 
 
@@ -55,17 +65,185 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 class RewardAnswer(msgspec.Struct):
+    """Rewards accepted, and rewards for decisions already rewarded (ignored)."""
+
     accepted: int
     duplicates: int
 
 
-class ErrorDetail(msgspec.Struct):
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    """``code`` is stable, ``message`` is for people; ``field`` names the invalid value."""
+
     code: str
     message: str
+    field: str | None = None
 
 
 class ErrorBody(msgspec.Struct):
+    """Every error answer: ``{"error": {"code", "message"}}`` (and ``field`` when known)."""
+
     error: ErrorDetail
+
+
+# -- control-plane answers ---------------------------------------------------------
+
+_STATUS = Annotated[
+    str, msgspec.Meta(extra_json_schema={"enum": ["running", "paused", "concluded"]})
+]
+_INTERVAL = Annotated[list[float | None], msgspec.Meta(min_length=2, max_length=2)]
+
+
+class Arm(msgspec.Struct):
+    """An arm of an experiment (``enabled`` is false once it is ``deleted``)."""
+
+    id: str
+    payload: Any
+    enabled: bool
+    deleted: bool
+    prior: dict[str, float] | None = None
+
+
+class RewardSpec(msgspec.Struct):
+    type: str  # binary | continuous
+
+
+class ContextSpec(msgspec.Struct):
+    features: list[str]
+
+
+class Experiment(msgspec.Struct):
+    """An experiment as the API answers it (``stopping`` and ``conclusion`` as objects)."""
+
+    id: str
+    name: str
+    status: _STATUS
+    policy: dict[str, Any]
+    reward: RewardSpec
+    arms: list[Arm]
+    context: ContextSpec | None
+    stopping: dict[str, Any] | None
+    snapshot_interval: float | None
+    conclusion: dict[str, Any] | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class ExperimentList(msgspec.Struct):
+    experiments: list[Experiment]
+
+
+class Deleted(msgspec.Struct):
+    """How many experiments ``DELETE /v1/experiments?confirm=true`` removed."""
+
+    deleted: int
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    """``ok``, or ``degraded`` with the reason (the answer of ``GET /healthz``, 200 or 503)."""
+
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
+class ArmStats(msgspec.Struct):
+    arm_id: str
+    enabled: bool
+    deleted: bool
+    decisions: int
+    rewards: float
+    reward_sum: float
+    mean_reward: float | None
+    ci95: _INTERVAL | None
+
+
+class RewardGain(msgspec.Struct):
+    """Reward gained over an equal split of the same decisions (see docs/conclusions.md)."""
+
+    estimate: float | None
+    se: float | None
+    ci95: _INTERVAL | None
+    method: str | None  # ips | model
+    decisions_covered: int
+    decisions_excluded: int
+    excluded_reason: str | None
+    note: str | None
+
+
+class Stats(msgspec.Struct):
+    experiment_id: str
+    status: _STATUS
+    total_decisions: int
+    total_reward: float
+    reward_gain_vs_equal_split: RewardGain
+    arms: list[ArmStats]
+
+
+class ArmPosterior(msgspec.Struct):
+    """An arm's posterior summary (``None`` while the experiment has no enabled arm)."""
+
+    arm_id: str
+    enabled: bool
+    decisions: int
+    rewards: float
+    mean: float | None
+    ci95: _INTERVAL | None
+    prob_best: float | None
+    expected_loss: float | None
+
+
+class Conclusion(msgspec.Struct):
+    """The stopping rule evaluated now; ``concluded`` is the recorded conclusion, if any."""
+
+    experiment_id: str
+    status: _STATUS
+    rule: dict[str, Any] | None
+    concluded: dict[str, Any] | None
+    arms: list[ArmPosterior]
+    met: bool
+    winner: str | None
+    leader: str | None
+    reason: str
+    failed: list[str]
+    prob_best: float | None
+    expected_loss: float | None
+    loss_threshold: float | None
+
+
+class ArmSeries(msgspec.Struct):
+    """One arm's snapshots as series aligned with :attr:`History.at` (``None``: absent)."""
+
+    decisions: list[int | None]
+    rewards: list[float | None]
+    mean: list[float | None]
+    ci95: list[list[float | None] | None]
+    prob_best: list[float | None]
+    expected_loss: list[float | None]
+    enabled: list[bool | None]
+
+
+class History(msgspec.Struct):
+    """Posterior snapshots, oldest first: when (``at``), why (``reason``), per arm."""
+
+    experiment_id: str
+    snapshot_interval: float | None
+    at: list[str]
+    reason: list[str]
+    arms: dict[str, ArmSeries]
+
+
+#: the answer types of the control plane, in the OpenAPI document's components
+ANSWERS: tuple[type[msgspec.Struct], ...] = (
+    Arm,
+    Experiment,
+    ExperimentList,
+    Deleted,
+    Health,
+    Stats,
+    Conclusion,
+    History,
+)
 
 
 encode = msgspec.json.Encoder().encode
@@ -74,9 +252,9 @@ _decode_reward = msgspec.json.Decoder(RewardRequest).decode
 EMPTY_DECISION = DecisionRequest()
 
 
-def error_body(code: str, message: str) -> bytes:
-    """``{"error": {"code": ..., "message": ...}}`` as JSON bytes."""
-    return encode({"error": {"code": code, "message": message}})
+def error_body(code: str, message: str, field: str | None = None) -> bytes:
+    """``{"error": {"code": ..., "message": ...}}`` as JSON bytes (with ``field`` if given)."""
+    return encode(ErrorBody(ErrorDetail(code, message, field)))
 
 
 def _bad_body(exc: msgspec.MsgspecError, body: bytes) -> OctobanditError:

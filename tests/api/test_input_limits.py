@@ -19,7 +19,9 @@ URL = "/v1/experiments/exp"
 def error(r: Any, status: int, code: str | None = None) -> str:
     assert r.status_code == status, r.text
     body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) - {"field"} == {"code", "message"}
+    if "field" in body["error"]:  # an invalid value: the message starts with its name
+        assert body["error"]["message"].startswith(body["error"]["field"] + ": ")
     if code is not None:
         assert body["error"]["code"] == code
     return str(body["error"]["message"])

@@ -25,7 +25,9 @@ def create(client: TestClient, **body: Any) -> dict[str, Any]:
 def error(r: Any, status: int, code: str | None = None) -> str:
     assert r.status_code == status, r.text
     body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) - {"field"} == {"code", "message"}
+    if "field" in body["error"]:  # an invalid value: the message starts with its name
+        assert body["error"]["message"].startswith(body["error"]["field"] + ": ")
     if code is not None:
         assert body["error"]["code"] == code
     return str(body["error"]["message"])
@@ -85,8 +87,10 @@ def test_create_existing_id_is_409_and_keeps_the_data(client: TestClient) -> Non
 def test_create_rejects_bad_input_naming_the_field(
     client: TestClient, body: dict[str, Any], field: str
 ) -> None:
-    message = error(client.post("/v1/experiments", json={"id": "e", **body}), 422, "invalid")
+    r = client.post("/v1/experiments", json={"id": "e", **body})
+    message = error(r, 422, "invalid")
     assert field in message
+    assert r.json()["error"].get("field") == field
     error(client.get("/v1/experiments/e"), 404)
 
 

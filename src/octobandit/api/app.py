@@ -14,8 +14,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 import octobandit
+from octobandit import wire
 from octobandit.api.docs import install_docs
 from octobandit.api.errors import http_status
 from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_address
@@ -35,10 +37,17 @@ from octobandit.compose import build_engine
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.remote import RemoteEngine
-from octobandit.errors import OctobanditError, StorageUnavailable
+from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
 
 log = logging.getLogger("octobandit.api")
+
+_Answer = TypeVar("_Answer", bound=msgspec.Struct)
+
+
+def _as(kind: type[_Answer], report: Any) -> _Answer:
+    """An engine report (a dict) as its wire type: the answer carries exactly its fields."""
+    return msgspec.convert(report, kind)
 
 
 class _Strict(BaseModel):
@@ -203,7 +212,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.exception_handler(OctobanditError)
     async def _domain_error(request: Request, exc: OctobanditError) -> Response:
-        return error_response(http_status(exc), exc.code, exc.message)
+        field = exc.field if isinstance(exc, InvalidInput) else None
+        return error_response(http_status(exc), exc.code, exc.message, field)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -217,7 +227,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 "request body is not valid JSON (Content-Type: application/json)",
             )
         field = _field(tuple(first.get("loc", ())))
-        return error_response(422, "invalid", f"{field}: {first.get('msg', 'invalid value')}")
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+        return error_response(422, "invalid", message, field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -245,8 +256,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         """
         problem = await backend.health()
         if problem is None:
-            return json_response({"status": "ok"})
-        return json_response({"status": "degraded", **problem}, 503)
+            return json_response(wire.Health("ok"))
+        return json_response(wire.Health("degraded", **problem), 503)
 
     @app.post("/v1/experiments", status_code=201, tags=["experiments"])
     async def create_experiment(body: ExperimentIn) -> Response:
@@ -256,7 +267,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @app.get("/v1/experiments", tags=["experiments"])
     async def list_experiments() -> Response:
         return json_response(
-            {"experiments": [experiment_view(r) for r in await call("list_experiments")]}
+            wire.ExperimentList([experiment_view(r) for r in await call("list_experiments")])
         )
 
     @app.delete("/v1/experiments", tags=["experiments"])
@@ -267,7 +278,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             return error_response(
                 400, "confirmation_required", "deleting every experiment needs ?confirm=true"
             )
-        return json_response({"deleted": await call("delete_all")})
+        return json_response(wire.Deleted(await call("delete_all")))
 
     @app.get("/v1/experiments/{experiment_id}", tags=["experiments"])
     async def get_experiment(experiment_id: str) -> Response:
@@ -300,7 +311,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def set_arm_stats(experiment_id: str, arm_id: str, body: ArmStatsIn) -> Response:
         """Admin: overwrite an arm's statistics (fixtures, migrations); logged as an event."""
         await call("set_arm_stats", experiment_id, arm_id, _dump(body))
-        return json_response(await call("stats", experiment_id))
+        return json_response(_as(wire.Stats, await call("stats", experiment_id)))
 
     @app.delete("/v1/experiments/{experiment_id}/arms/{arm_id}", status_code=204, tags=["arms"])
     async def delete_arm(experiment_id: str, arm_id: str) -> Response:
@@ -309,12 +320,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.get("/v1/experiments/{experiment_id}/stats", tags=["statistics"])
     async def stats(experiment_id: str) -> Response:
-        return json_response(await call("stats", experiment_id))
+        return json_response(_as(wire.Stats, await call("stats", experiment_id)))
 
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
     async def conclusion(experiment_id: str) -> Response:
         """Is the stopping rule met, which arm wins, and why (P(best), expected loss)."""
-        return json_response(await call("conclusion", experiment_id))
+        return json_response(_as(wire.Conclusion, await call("conclusion", experiment_id)))
 
     @app.get("/v1/experiments/{experiment_id}/history", tags=["statistics"])
     async def history(
@@ -322,7 +333,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         limit: int = Query(1000, ge=1, le=10_000, description="most recent snapshots"),
     ) -> Response:
         """Posterior snapshots as time series per arm."""
-        return json_response(await call("history", experiment_id, limit))
+        return json_response(_as(wire.History, await call("history", experiment_id, limit)))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -41,8 +41,9 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(encode(content), status_code=status, media_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return Response(error_body(code, message), status_code=status, media_type="application/json")
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    body = error_body(code, message, field)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 class _Reject(Exception):

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from octobandit import wire
 from octobandit.api.hot import openapi_paths
 from octobandit.engine.conclusions import MAX_SNAPSHOT_INTERVAL, MIN_SNAPSHOT_INTERVAL
 from octobandit.engine.specs import ARM_ID, EXPERIMENT_ID, Limits
 from octobandit.policies import POLICIES
 
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
-_NUM = {"type": "number"}
-_NULLABLE_NUM = {"anyOf": [{"type": "number"}, {"type": "null"}]}
-_STR = {"type": "string"}
 
 _ERRORS = {
     "400": "malformed request: invalid JSON, nested too deep, bad Content-Length",
@@ -40,130 +39,11 @@ _ERRORS = {
 
 
 def _schemas() -> dict[str, Any]:
-    arm = {
-        "type": "object",
-        "required": ["id", "payload", "enabled", "deleted"],
-        "properties": {
-            "id": _STR,
-            "payload": {"description": "any JSON value returned with decisions"},
-            "enabled": {"type": "boolean"},
-            "deleted": {"type": "boolean"},
-            "prior": {"anyOf": [{"type": "object"}, {"type": "null"}]},
-        },
-    }
-    nullable_obj = {"anyOf": [{"type": "object"}, {"type": "null"}]}
-    experiment = {
-        "type": "object",
-        "required": ["id", "name", "status", "policy", "reward", "arms", "created_at"],
-        "properties": {
-            "id": _STR,
-            "name": _STR,
-            "status": {"type": "string", "enum": ["running", "paused", "concluded"]},
-            "policy": {"type": "object"},
-            "reward": {"type": "object"},
-            "arms": {"type": "array", "items": {"$ref": "#/components/schemas/Arm"}},
-            "context": nullable_obj,
-            "stopping": nullable_obj,
-            "snapshot_interval": _NULLABLE_NUM,
-            "conclusion": nullable_obj,
-            "version": {"type": "integer"},
-            "created_at": _STR,
-            "updated_at": _STR,
-        },
-    }
-    stats_arm = {
-        "type": "object",
-        "required": ["arm_id", "decisions", "rewards"],
-        "properties": {
-            "arm_id": _STR,
-            "enabled": {"type": "boolean"},
-            "deleted": {"type": "boolean"},
-            "decisions": {"type": "integer"},
-            "rewards": _NUM,
-            "reward_sum": _NUM,
-            "mean_reward": _NULLABLE_NUM,
-            "ci95": {"anyOf": [{"type": "array", "items": _NUM}, {"type": "null"}]},
-        },
-    }
-    return {
-        "Arm": arm,
-        "Experiment": experiment,
-        "ExperimentList": {
-            "type": "object",
-            "required": ["experiments"],
-            "properties": {
-                "experiments": {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/Experiment"},
-                }
-            },
-        },
-        "Deleted": {
-            "type": "object",
-            "required": ["deleted"],
-            "properties": {"deleted": {"type": "integer", "minimum": 0}},
-        },
-        "Stats": {
-            "type": "object",
-            "required": ["experiment_id", "status", "total_decisions", "total_reward", "arms"],
-            "properties": {
-                "experiment_id": _STR,
-                "status": _STR,
-                "total_decisions": {"type": "integer"},
-                "total_reward": _NUM,
-                "reward_gain_vs_equal_split": {
-                    "description": "estimated gain over an equal split, with its interval"
-                },
-                "arms": {"type": "array", "items": stats_arm},
-            },
-        },
-        "Conclusion": {
-            "type": "object",
-            "required": ["experiment_id", "status", "met", "winner", "reason", "arms"],
-            "properties": {
-                "experiment_id": _STR,
-                "status": _STR,
-                "rule": nullable_obj,
-                "concluded": nullable_obj,
-                "met": {"type": "boolean"},
-                "winner": {"anyOf": [_STR, {"type": "null"}]},
-                "leader": {"anyOf": [_STR, {"type": "null"}]},
-                "reason": _STR,
-                "failed": {"type": "array", "items": _STR},
-                "prob_best": _NULLABLE_NUM,
-                "expected_loss": _NULLABLE_NUM,
-                "loss_threshold": _NULLABLE_NUM,
-                "arms": {"type": "array", "items": {"type": "object"}},
-            },
-        },
-        "History": {
-            "type": "object",
-            "required": ["experiment_id", "at", "reason", "arms"],
-            "properties": {
-                "experiment_id": _STR,
-                "snapshot_interval": _NULLABLE_NUM,
-                "at": {"type": "array", "items": _STR},
-                "reason": {
-                    "type": "array",
-                    "items": _STR,
-                    "description": "why each snapshot was taken: created, interval, conclusion",
-                },
-                "arms": {
-                    "type": "object",
-                    "additionalProperties": {
-                        "type": "object",
-                        "additionalProperties": {"type": "array"},
-                    },
-                    "description": "per arm, one series per field, aligned with `at`",
-                },
-            },
-        },
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {"status": _STR},
-        },
-    }
+    """The answers' schemas, generated from their wire types (:mod:`octobandit.wire`)."""
+    _, components = msgspec.json.schema_components(
+        wire.ANSWERS, ref_template="#/components/schemas/{name}"
+    )
+    return components
 
 
 #: (path, method) → (success status, response schema name or None for no body, error statuses)

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from octobandit.errors import OctobanditError
-from octobandit.wire import decode_decision, decode_reward, encode, error_body
+from octobandit.errors import InvalidInput, OctobanditError
+from octobandit.wire import RewardAnswer, decode_decision, decode_reward, encode, error_body
 
 log = logging.getLogger("octobandit.engine")
 
@@ -70,7 +70,7 @@ def op_from_body(experiment_id: str, action: str, raw: bytes) -> Op:
 def answer_body(result: Any) -> bytes:
     """The JSON answer to a data-plane request from its result."""
     if isinstance(result, RewardResult):
-        return encode({"accepted": result.accepted, "duplicates": result.duplicates})
+        return encode(RewardAnswer(result.accepted, result.duplicates))
     return encode(result)
 
 
@@ -82,6 +82,7 @@ def ok_answer(result: Any) -> Answer:
 def error_answer(exc: BaseException) -> Answer:
     """The error's name and JSON body for a refused or failed data-plane request."""
     if isinstance(exc, OctobanditError):
-        return type(exc).__name__, error_body(exc.code, exc.message)
+        field = exc.field if isinstance(exc, InvalidInput) else None
+        return type(exc).__name__, error_body(exc.code, exc.message, field)
     log.error("data plane failure", exc_info=exc)
     return "internal", error_body("internal", "internal error: nothing was written")

@@ -365,7 +365,7 @@ def _bump(conn: psycopg.Connection[Any], experiment_id: str, ts: float) -> None:
         (ts, experiment_id),
     )
     if cur.rowcount == 0:
-        raise NotFound(f"experiment {experiment_id!r} not found")
+        raise NotFound(f"experiment {experiment_id!r} not found", code="experiment_not_found")
 
 
 class PostgresBatch:
@@ -932,7 +932,10 @@ class PostgresStorage:
                 "SELECT 1 FROM arms WHERE experiment_id = %s AND arm_id = %s",
                 (experiment_id, arm_id),
             ).fetchone():
-                raise NotFound(f"arm {arm_id!r} not found in experiment {experiment_id!r}")
+                raise NotFound(
+                    f"arm {arm_id!r} not found in experiment {experiment_id!r}",
+                    code="arm_not_found",
+                )
             for key, value in changes.items():
                 conn.execute(
                     f"UPDATE arms SET {key} = %s WHERE experiment_id = %s AND arm_id = %s",
@@ -957,7 +960,10 @@ class PostgresStorage:
                 ),
             )
             if cur.rowcount == 0:
-                raise NotFound(f"arm {row.arm_id!r} not found in experiment {experiment_id!r}")
+                raise NotFound(
+                    f"arm {row.arm_id!r} not found in experiment {experiment_id!r}",
+                    code="arm_not_found",
+                )
             data = {
                 "decisions": row.decisions,
                 "rewards": row.rewards,

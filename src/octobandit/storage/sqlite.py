@@ -810,7 +810,7 @@ class SQLiteStorage:
             (ts, experiment_id),
         )
         if cur.rowcount == 0:
-            raise NotFound(f"experiment {experiment_id!r} not found")
+            raise NotFound(f"experiment {experiment_id!r} not found", code="experiment_not_found")
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
         allowed = {"name", "status", "policy", "options", "conclusion", "policy_state"}
@@ -882,7 +882,10 @@ class SQLiteStorage:
             if not db.execute(
                 "SELECT 1 FROM arms WHERE experiment_id=? AND arm_id=?", (experiment_id, arm_id)
             ).fetchone():
-                raise NotFound(f"arm {arm_id!r} not found in experiment {experiment_id!r}")
+                raise NotFound(
+                    f"arm {arm_id!r} not found in experiment {experiment_id!r}",
+                    code="arm_not_found",
+                )
             for key, value in changes.items():
                 db.execute(
                     f"UPDATE arms SET {key}=? WHERE experiment_id=? AND arm_id=?",
@@ -910,7 +913,10 @@ class SQLiteStorage:
                 ),
             )
             if cur.rowcount == 0:
-                raise NotFound(f"arm {row.arm_id!r} not found in experiment {experiment_id!r}")
+                raise NotFound(
+                    f"arm {row.arm_id!r} not found in experiment {experiment_id!r}",
+                    code="arm_not_found",
+                )
             db.execute(
                 "INSERT INTO events (ts, experiment_id, kind, arm_id, data)"
                 " VALUES (?, ?, 'set_stats', ?, ?)",

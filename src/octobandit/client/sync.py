@@ -1,0 +1,359 @@
+"""The synchronous client: :class:`Client`."""
+
+from __future__ import annotations
+
+import atexit
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar, overload
+
+import httpx
+
+from octobandit import wire
+from octobandit.client import _calls as calls
+from octobandit.client._buffer import (
+    BufferStats,
+    ErrorHandler,
+    Pending,
+    ThreadBuffer,
+    log_undelivered,
+)
+from octobandit.client._calls import ArmSpec, Call, Context
+from octobandit.client._retry import Retry, sent
+from octobandit.client._settings import Settings
+from octobandit.client.errors import ServiceUnreachable
+
+T = TypeVar("T")
+
+
+def run(http: httpx.Client, call: Call[T], retry: Retry) -> T:
+    """Send ``call`` (again, as ``retry`` allows) and read its answer."""
+    attempt = 0
+    unsure = False  # an earlier try may have taken effect without an answer
+    while True:
+        attempt += 1
+        try:
+            response = http.request(
+                call.method, call.path, content=call.body, params=call.params, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            unsure = unsure or sent(exc)
+            delay = retry.after_transport_error(exc, attempt, call.idempotent)
+            if delay is None:
+                raise ServiceUnreachable(
+                    f"{call.method} {call.path}: {type(exc).__name__}: {exc}", attempts=attempt
+                ) from exc
+            time.sleep(delay)
+            continue
+        try:
+            return call.result(
+                response.status_code, response.content, attempts=attempt, unsure=unsure
+            )
+        except Exception as exc:
+            code = getattr(exc, "code", "")
+            delay = retry.after_status(
+                response.status_code,
+                code,
+                attempt,
+                call.idempotent,
+                response.headers.get("retry-after"),
+            )
+            if delay is None:
+                raise
+            unsure = unsure or response.status_code in (502, 504)
+            time.sleep(delay)
+
+
+def _close_at_exit(ref: weakref.ref[Client]) -> None:
+    client = ref()
+    if client is not None:
+        client.close()
+
+
+class Client:
+    """A client of the octobandit HTTP API (thread-safe; use one per process).
+
+    ``api_key`` is sent as ``Authorization: Bearer <key>`` (for a proxy in front of
+    the service, which has no authentication of its own yet). ``timeout`` bounds
+    each try of a request (seconds, ``None``: no limit). ``retry`` says how failed
+    requests are tried again (see :class:`~octobandit.client.Retry`).
+
+    Rewards given with ``buffered=True`` are queued (at most ``buffer_size``) and
+    sent in bulk by a background thread, retried with ``buffer_retry``; rewards
+    that cannot be delivered go to ``on_error(error, experiment_id, rewards)``
+    (default: a warning on the ``octobandit.client`` logger). The buffer is flushed
+    by :meth:`flush`, :meth:`close` (and leaving a ``with`` block) and at
+    interpreter exit.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        timeout: float | None = 10.0,
+        *,
+        retry: Retry | None = None,
+        headers: Mapping[str, str] | None = None,
+        buffer_size: int = 10_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 0.5,
+        buffer_retry: Retry | None = None,
+        on_error: ErrorHandler | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = Settings.make(
+            base_url, api_key, timeout, retry=retry, headers=headers, buffer_retry=buffer_retry
+        )
+        self._http = httpx.Client(
+            base_url=self.settings.base_url,
+            headers=self.settings.headers,
+            timeout=timeout,
+            transport=transport,
+        )
+        self._buffer = ThreadBuffer(
+            self._send_rewards,
+            on_error or log_undelivered,
+            Pending(buffer_size, min(batch_size, buffer_size), flush_interval),
+        )
+        self._closed = False
+        ref = weakref.ref(self)
+        self._at_exit = lambda: _close_at_exit(ref)
+        atexit.register(self._at_exit)
+
+    def _run(self, call: Call[T]) -> T:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        return run(self._http, call, self.settings.retry)
+
+    def _send_rewards(self, experiment_id: str, rewards: list[wire.Reward]) -> wire.RewardAnswer:
+        return run(self._http, calls.rewards(experiment_id, rewards), self.settings.buffer_retry)
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush the reward buffer, then close the connections (idempotent)."""
+        if self._closed:
+            return
+        self._buffer.close()
+        self._closed = True
+        self._http.close()
+        atexit.unregister(self._at_exit)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def health(self) -> wire.Health:
+        """``GET /healthz``: ``ok``, or ``degraded`` with the reason (not an error)."""
+        return self._run(calls.health())
+
+    # -- experiments ----------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        id: str | None = None,
+        *,
+        policy: str | Mapping[str, Any] | None = None,
+        arms: Sequence[ArmSpec] | None = None,
+        name: str | None = None,
+        reward: str | Mapping[str, Any] | None = None,
+        context: Sequence[str] | Mapping[str, Any] | None = None,
+        stopping: Mapping[str, Any] | None = None,
+        snapshot_interval: float | None = None,
+    ) -> wire.Experiment:
+        """Create an experiment (an existing id raises :class:`ConflictError`)."""
+        return self._run(
+            calls.create_experiment(
+                id,
+                policy=policy,
+                arms=arms,
+                name=name,
+                reward=reward,
+                context=context,
+                stopping=stopping,
+                snapshot_interval=snapshot_interval,
+            )
+        )
+
+    def list_experiments(self) -> list[wire.Experiment]:
+        return self._run(calls.list_experiments())
+
+    def get_experiment(self, experiment_id: str) -> wire.Experiment:
+        return self._run(calls.get_experiment(experiment_id))
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        status: Literal["running", "paused"] | None = None,
+        policy: str | Mapping[str, Any] | None = None,
+        stopping: Mapping[str, Any] | None = None,
+        snapshot_interval: float | None = None,
+    ) -> wire.Experiment:
+        """``PATCH``: the values given change, the others stay (policy and stopping merge)."""
+        return self._run(
+            calls.update_experiment(
+                experiment_id,
+                name=name,
+                status=status,
+                policy=policy,
+                stopping=stopping,
+                snapshot_interval=snapshot_interval,
+            )
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        return self._run(calls.delete_experiment(experiment_id))
+
+    def delete_all_experiments(self, *, confirm: bool) -> int:
+        """Delete every experiment (``confirm=True`` is required); how many there were."""
+        return self._run(calls.delete_all_experiments(confirm))
+
+    def reset_experiment(self, experiment_id: str) -> wire.Experiment:
+        """Statistics back to their priors; the history is kept with a reset marker."""
+        return self._run(calls.reset_experiment(experiment_id))
+
+    # -- arms -----------------------------------------------------------------------
+
+    def add_arm(
+        self,
+        experiment_id: str,
+        arm_id: str,
+        *,
+        payload: Any = None,
+        enabled: bool = True,
+        prior: Mapping[str, float] | None = None,
+    ) -> wire.Arm:
+        return self._run(
+            calls.add_arm(experiment_id, arm_id, payload=payload, enabled=enabled, prior=prior)
+        )
+
+    def update_arm(
+        self,
+        experiment_id: str,
+        arm_id: str,
+        *,
+        enabled: bool | None = None,
+        payload: Any = None,
+    ) -> wire.Arm:
+        return self._run(calls.update_arm(experiment_id, arm_id, enabled=enabled, payload=payload))
+
+    def delete_arm(self, experiment_id: str, arm_id: str) -> None:
+        """Retire an arm: never chosen again, its history kept."""
+        return self._run(calls.delete_arm(experiment_id, arm_id))
+
+    def set_arm_stats(
+        self,
+        experiment_id: str,
+        arm_id: str,
+        *,
+        decisions: int = 0,
+        rewards: float = 0.0,
+        reward_sum: float = 0.0,
+        reward_sq_sum: float | None = None,
+    ) -> wire.Stats:
+        """Admin: overwrite an arm's statistics; answers the experiment's stats."""
+        return self._run(
+            calls.set_arm_stats(
+                experiment_id,
+                arm_id,
+                decisions=decisions,
+                rewards=rewards,
+                reward_sum=reward_sum,
+                reward_sq_sum=reward_sq_sum,
+            )
+        )
+
+    # -- decisions and rewards ------------------------------------------------------
+
+    def decide(
+        self, experiment_id: str, unit_id: str | None = None, context: Context | None = None
+    ) -> wire.Decision:
+        """Choose an arm (sticky for ``unit_id``; ``context`` for contextual policies).
+
+        Not retried once the request may have reached the server (a repeat would
+        be a second decision), only when it never did.
+        """
+        return self._run(calls.decide(experiment_id, unit_id=unit_id, context=context))
+
+    def decide_batch(
+        self, experiment_id: str, n: int, context: Context | None = None
+    ) -> list[wire.Decision]:
+        """``n`` decisions in one request (not sticky: a unit gets single decisions)."""
+        return self._run(calls.decide_batch(experiment_id, n, context=context))
+
+    @overload
+    def reward(
+        self,
+        experiment_id: str,
+        decision_id: str,
+        reward: float,
+        *,
+        buffered: Literal[False] = False,
+    ) -> wire.RewardAnswer: ...
+
+    @overload
+    def reward(
+        self, experiment_id: str, decision_id: str, reward: float, *, buffered: Literal[True]
+    ) -> None: ...
+
+    def reward(
+        self, experiment_id: str, decision_id: str, reward: float, *, buffered: bool = False
+    ) -> wire.RewardAnswer | None:
+        """Reward one decision. Retried freely: a repeat is counted as a duplicate.
+
+        With ``buffered=True`` the reward is queued and sent in bulk in the
+        background (see the class); this waits while the buffer is full, at most
+        ``timeout`` seconds, then raises :class:`RewardBufferFull`.
+        """
+        if buffered:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            item = wire.Reward(reward=reward, decision_id=decision_id)
+            self._buffer.add(experiment_id, item, self.settings.timeout)
+            return None
+        return self._run(calls.reward(experiment_id, decision_id, reward))
+
+    def reward_arm(
+        self, experiment_id: str, arm_id: str, reward: float, count: int = 1
+    ) -> wire.RewardAnswer:
+        """``count`` pulls of an arm whose mean reward is ``reward`` (not idempotent:
+        retried only when the request never reached the server)."""
+        return self._run(calls.reward_arm(experiment_id, arm_id, reward, count))
+
+    def rewards(
+        self, experiment_id: str, items: Iterable[wire.Reward | Mapping[str, Any]]
+    ) -> wire.RewardAnswer:
+        """Several rewards in one request, all or nothing (``Reward`` or dicts)."""
+        return self._run(calls.rewards(experiment_id, items))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send every buffered reward now; return once each is delivered or reported."""
+        self._buffer.flush(timeout)
+
+    def buffer_stats(self) -> BufferStats:
+        """The reward buffer's counters: queued, accepted, duplicates, failed."""
+        return self._buffer.stats()
+
+    # -- reports --------------------------------------------------------------------
+
+    def stats(self, experiment_id: str) -> wire.Stats:
+        return self._run(calls.stats(experiment_id))
+
+    def conclusion(self, experiment_id: str) -> wire.Conclusion:
+        """Whether the stopping rule is met now, which arm wins and why."""
+        return self._run(calls.conclusion(experiment_id))
+
+    def history(self, experiment_id: str, limit: int = 1000) -> wire.History:
+        """Posterior snapshots (at most ``limit``, the most recent) as series per arm."""
+        return self._run(calls.history(experiment_id, limit))
