@@ -109,7 +109,11 @@ def test_a_postgresql_restart_gets_503_then_the_service_recovers(
         t.start()
     time.sleep(1.0)
     ctl("stop", "-m", "fast")  # connections are cut, nothing listens for a while
-    time.sleep(2.0)
+    down = time.monotonic()
+    # at least 2 s down; longer until a request was refused (a request that finds every
+    # pooled connection gone waits up to the store's 10 s timeout before its 503)
+    while time.monotonic() - down < 2.0 or (statuses[503] == 0 and time.monotonic() - down < 20):
+        time.sleep(0.1)
     outage = dict(statuses)
     ctl("start")
     deadline = time.monotonic() + 30
