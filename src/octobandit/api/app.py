@@ -36,6 +36,7 @@ from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter
+from octobandit.engine.ops import LoggedDecision
 from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
@@ -321,6 +322,24 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @app.get("/v1/experiments/{experiment_id}/stats", tags=["statistics"])
     async def stats(experiment_id: str) -> Response:
         return json_response(_as(wire.Stats, await call("stats", experiment_id)))
+
+    @app.get("/v1/experiments/{experiment_id}/policy-snapshot", tags=["local decisions"])
+    async def policy_snapshot(experiment_id: str) -> Response:
+        """The policy's state for local decisions (``client.local``), with its ``version``."""
+        return json_response(_as(wire.PolicySnapshot, await call("policy_snapshot", experiment_id)))
+
+    @app.post("/v1/experiments/{experiment_id}/decisions/logged", tags=["local decisions"])
+    async def logged_decisions(experiment_id: str, request: Request) -> Response:
+        """Record decisions made locally on a policy snapshot (all accepted, or none;
+        a decision id already recorded counts as a duplicate)."""
+        items = [
+            LoggedDecision(
+                d.decision_id, d.arm_id, d.propensity, d.version, d.unit_id, d.context, d.ts
+            )
+            for d in wire.decode_logged(await request.body())
+        ]
+        result = await call("log_decisions", experiment_id, items)
+        return json_response(wire.LoggedAnswer(result.accepted, result.duplicates))
 
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
     async def conclusion(experiment_id: str) -> Response:

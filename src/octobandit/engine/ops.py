@@ -46,7 +46,34 @@ class RewardResult:
     duplicates: int
 
 
-Op = DecideOp | RewardOp
+@dataclass(slots=True)
+class LoggedDecision:
+    """A decision made outside the service (local mode) on a policy snapshot."""
+
+    decision_id: str
+    arm_id: str
+    propensity: float
+    version: str
+    unit_id: str | None = None
+    context: Any = None
+    ts: float | None = None
+
+
+@dataclass(slots=True)
+class LogOp:
+    """Record decisions made locally: all of them are accepted, or none."""
+
+    experiment_id: str
+    items: list[LoggedDecision]
+
+
+@dataclass(slots=True)
+class LogResult:
+    accepted: int
+    duplicates: int
+
+
+Op = DecideOp | RewardOp | LogOp
 
 #: The answer to a data-plane request: the class name of the error that refused it
 #: (``None``: it succeeded; ``"internal"``: an unexpected failure), and its JSON body.
