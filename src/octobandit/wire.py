@@ -306,6 +306,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     History,
     PolicySnapshot,
     LoggedAnswer,
+    LoggedDecisions,  # a request body, read by the route itself
 )
 
 
