@@ -156,3 +156,24 @@ def test_a_killed_client_loses_at_most_its_buffer(client: Client, module_server:
     logged = sum(a.decisions for a in client.stats(exp).arms)
     assert made - buffer <= logged <= made, logged
     assert os.path.exists(module_server.db)
+
+
+def test_decide_from_several_threads(client: Client) -> None:
+    import threading
+
+    exp = _exp(client, "ucb1")
+    with client.local(exp, batch_size=300, buffer_size=1_000) as local:
+        ids: list[str] = []
+
+        def work() -> None:
+            got = [local.decide().decision_id for _ in range(3_000)]
+            ids.extend(got)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        local.flush()
+    assert len(set(ids)) == 12_000
+    assert sum(a.decisions for a in client.stats(exp).arms) == 12_000

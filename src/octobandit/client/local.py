@@ -132,20 +132,21 @@ class LocalDecider:
 
     * ``refresh_interval``: seconds between snapshot refreshes (in the background).
     * ``batch_size``: logged decisions per request (at most 10,000).
-    * ``buffer_size``: logged decisions held in memory at most; when it is full,
-      :meth:`decide` waits for the background sender (it never drops a decision).
-      A process killed without :meth:`close` loses what the buffer holds: at most
-      ``buffer_size`` decisions (plus the batch in flight if its answer never came,
-      which a retry would have counted once).
+    * ``buffer_size``: logged decisions held in memory at most, counting the batch
+      in flight; when it is full, :meth:`decide` waits for the background sender
+      (it never drops a decision). A process killed without :meth:`close` loses
+      what the buffer holds: at most ``buffer_size`` decisions (the batch in
+      flight may or may not have been recorded).
     * ``flush_interval``: seconds at most a logged decision waits before it is sent.
     * ``seed``: seeds the policy's random stream (default: from the OS).
 
     Sticky rule: a unit's first decision *in this decider* is remembered
     (in memory, for the decider's life) and served again to the unit with the
-    same propensity, like the service re-serves a unit; the service records it
-    as the unit's assignment unless the unit already has one. A unit decided
-    by the service earlier, or by another process, is not looked up: stickiness
-    across processes holds only for decisions made by the service.
+    same propensity while its arm stays enabled, like the service re-serves a
+    unit; the service records it as the unit's assignment unless the unit
+    already has one. A unit decided by the service earlier, or by another
+    process, is not looked up: stickiness across processes holds only for
+    decisions made by the service.
     """
 
     def __init__(
@@ -175,8 +176,8 @@ class LocalDecider:
         self._ids = random.Random(seed if seed is not None else int.from_bytes(os.urandom(16)))
         self._model = _Model(snapshot(), self._rng, block)
         self._model_at = time.monotonic()
-        self._units: dict[str, tuple[int, float]] = {}
-        self._units_version: dict[str, str] = {}
+        #: unit → (arm id, propensity, snapshot version) of its first decision here
+        self._units: dict[str, tuple[str, float, str]] = {}
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self._pending: list[wire.LoggedDecision] = []
@@ -203,36 +204,40 @@ class LocalDecider:
         return model.version
 
     def decide(self, unit_id: str | None = None, context: Any = None) -> wire.Decision:
-        """Choose an arm locally; the decision is logged to the service in the background."""
-        model = self._model
+        """Choose an arm locally; the decision is logged to the service in the background.
+
+        Thread-safe. Waits only while the buffer of logged decisions is full."""
         ts = time.time()
-        if unit_id is not None and unit_id in self._units:
-            j, p = self._units[unit_id]
-            version = self._units_version[unit_id]
-            if model.features is not None:
-                context = _vector(context, model.features)
-        elif model.features is not None:
-            context = _vector(context, model.features)
-            j, p = model.draw_context(context)
-            version = model.version
-        else:
-            j, p = model.draw()
-            version = model.version
-        if unit_id is not None and unit_id not in self._units:
-            self._units[unit_id] = (j, p)
-            self._units_version[unit_id] = version
-        arm_id = model.arm_ids[j]
-        decision_id = f"{int(ts * 1000):012x}{self._ids.getrandbits(80):020x}"
-        item = wire.LoggedDecision(decision_id, arm_id, p, version, unit_id, context, ts)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the local decider is closed")
+            model = self._model
+            if model.features is not None:
+                context = _vector(context, model.features)
+            sticky = self._units.get(unit_id) if unit_id is not None else None
+            j = -1
+            if sticky is not None:  # served again while its arm stays enabled, like the service
+                arm_id, p, version = sticky
+                j = model.index.get(arm_id, -1)
+                if j >= 0 and not model.enabled[j]:
+                    j = -1
+            if j < 0:
+                if model.features is not None:
+                    j, p = model.draw_context(context)
+                else:
+                    j, p = model.draw()
+                arm_id, version = model.arm_ids[j], model.version
+                if unit_id is not None:
+                    self._units[unit_id] = (arm_id, p, version)
+            decision_id = f"{int(ts * 1000):012x}{self._ids.getrandbits(80):020x}"
             pending = self._pending
-            while len(pending) >= self.buffer_size:
+            while len(pending) + self._in_flight >= self.buffer_size:
                 self._cv.notify_all()
                 self._cv.wait(1.0)
                 pending = self._pending
-            pending.append(item)
+            pending.append(
+                wire.LoggedDecision(decision_id, arm_id, p, version, unit_id, context, ts)
+            )
             if len(pending) == self.batch_size:
                 self._cv.notify_all()
         return wire.Decision(decision_id, model.experiment_id, arm_id, model.payloads[j], p)
