@@ -36,7 +36,6 @@ from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter
-from octobandit.engine.ops import LoggedDecision
 from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
@@ -332,13 +331,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def logged_decisions(experiment_id: str, request: Request) -> Response:
         """Record decisions made locally on a policy snapshot (all accepted, or none;
         a decision id already recorded counts as a duplicate)."""
-        items = [
-            LoggedDecision(
-                d.decision_id, d.arm_id, d.propensity, d.version, d.unit_id, d.context, d.ts
-            )
-            for d in wire.decode_logged(await request.body())
-        ]
-        result = await call("log_decisions", experiment_id, items)
+        # decoded (and validated) by the engine: the body crosses to the engine process as is
+        result = await call("log_decisions", experiment_id, await request.body())
         return json_response(wire.LoggedAnswer(result.accepted, result.duplicates))
 
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])

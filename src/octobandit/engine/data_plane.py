@@ -20,7 +20,6 @@ from octobandit.engine.live import _Live, _same_setup, update_state
 from octobandit.engine.logged import check_logged, log_group, snapshot
 from octobandit.engine.ops import (
     DecideOp,
-    LoggedDecision,
     LogOp,
     LogResult,
     Op,
@@ -42,6 +41,7 @@ from octobandit.model import ArmStatsDelta, DecisionEvent, DecisionRef, RewardEv
 from octobandit.policies.base import sample_categorical
 from octobandit.storage.base import BatchTx
 from octobandit.storage.fold import IPS_EXCLUDED, ips_base
+from octobandit.wire import LoggedDecision, decode_logged
 
 log = logging.getLogger("octobandit.engine")
 _HUGE = 1e308  # compared before math.isfinite, which overflows on a huge int
@@ -180,8 +180,13 @@ class DataPlaneMixin(EngineBase):
             live.add_ips[:] = 0.0
             live.dirty.clear()
 
-    def log_decisions(self, experiment_id: str, items: Sequence[LoggedDecision]) -> LogResult:
-        """Record decisions made locally on a policy snapshot (all accepted, or none)."""
+    def log_decisions(
+        self, experiment_id: str, items: Sequence[LoggedDecision] | bytes
+    ) -> LogResult:
+        """Record decisions made locally on a policy snapshot (all accepted, or none);
+        ``items`` may be the JSON body of ``POST .../decisions/logged``."""
+        if isinstance(items, bytes):
+            items = decode_logged(items)
         result: LogResult = self._one(LogOp(experiment_id, list(items)))
         return result
 

@@ -28,6 +28,7 @@ from octobandit.engine.specs import Limits
 from octobandit.errors import BadRequest, InvalidInput
 from octobandit.model import DecisionEvent
 from octobandit.storage.base import BatchTx
+from octobandit.wire import LoggedDecision
 
 #: the decision ids the service makes, and accepts from local deciders: 32 hex digits
 #: (12 of milliseconds since the epoch, 20 random)
@@ -76,49 +77,81 @@ def snapshot(live: _Live, winner: Callable[[_Live], int | None]) -> dict[str, An
 
 
 def check_logged(op: LogOp, limits: Limits) -> None:
-    """Checks that need no state: sizes, formats, ranges."""
-    if not op.items:
+    """Checks that need no state: sizes, formats, ranges (the first bad value is named)."""
+    items = op.items
+    if not items:
         raise BadRequest("no decisions given", code="empty")
-    if len(op.items) > limits.max_rewards_per_request:
+    if len(items) > limits.max_rewards_per_request:
         raise InvalidInput(
             f"at most {limits.max_rewards_per_request} decisions per request", field="decisions"
         )
-    for n, item in enumerate(op.items):
-        where = f"decisions[{n}]."
-        if not isinstance(item.decision_id, str) or not DECISION_ID.fullmatch(item.decision_id):
-            raise InvalidInput("must be 32 lowercase hex digits", field=f"{where}decision_id")
-        if not isinstance(item.arm_id, str):
-            raise InvalidInput("must be a string", field=f"{where}arm_id")
+    ok_id = DECISION_ID.fullmatch
+    versions: set[str] = set()
+    max_unit = limits.max_unit_id_chars
+    for n, item in enumerate(items):
         p = item.propensity
+        ts = item.ts
+        unit = item.unit_id
         if (
-            isinstance(p, bool)
-            or not isinstance(p, int | float)
-            or not math.isfinite(p)
-            or not 0.0 < p <= 1.0
+            type(item.decision_id) is str
+            and ok_id(item.decision_id)
+            and type(item.arm_id) is str
+            and type(p) is float
+            and 0.0 < p <= 1.0
+            and (item.version in versions or _version_ok(item.version, versions))
+            and (unit is None or (type(unit) is str and 0 < len(unit) <= max_unit))
+            and (ts is None or (type(ts) is float and 0.0 <= ts < 1e11))
         ):
-            raise InvalidInput("must be a number in (0, 1]", field=f"{where}propensity")
-        if not isinstance(item.version, str) or not _VERSION.fullmatch(item.version):
-            raise InvalidInput(
-                "must be a snapshot version <record>.<changes>",
-                field=f"{where}version",
-                code="unknown_version",
-            )
-        if item.unit_id is not None and (
-            not isinstance(item.unit_id, str)
-            or not 0 < len(item.unit_id) <= limits.max_unit_id_chars
-        ):
-            raise InvalidInput(
-                f"must be a string of 1 to {limits.max_unit_id_chars} characters",
-                field=f"{where}unit_id",
-            )
-        if item.context is not None:
-            check_size(item.context, limits.max_context_bytes, f"{where}context")
-        if item.ts is not None and (
-            isinstance(item.ts, bool)
-            or not isinstance(item.ts, int | float)
-            or not 0 <= item.ts < 1e11
-        ):
-            raise InvalidInput("must be seconds since the epoch", field=f"{where}ts")
+            if item.context is not None:
+                check_size(item.context, limits.max_context_bytes, f"decisions[{n}].context")
+            continue
+        _refuse(n, item, limits)
+
+
+def _version_ok(version: Any, seen: set[str]) -> bool:
+    if type(version) is str and _VERSION.fullmatch(version):
+        seen.add(version)
+        return True
+    return False
+
+
+def _refuse(n: int, item: LoggedDecision, limits: Limits) -> None:
+    """Raise the error naming the first bad field of ``item`` (at index ``n``)."""
+    where = f"decisions[{n}]."
+    if not isinstance(item.decision_id, str) or not DECISION_ID.fullmatch(item.decision_id):
+        raise InvalidInput("must be 32 lowercase hex digits", field=f"{where}decision_id")
+    if not isinstance(item.arm_id, str):
+        raise InvalidInput("must be a string", field=f"{where}arm_id")
+    p = item.propensity
+    if (
+        isinstance(p, bool)
+        or not isinstance(p, int | float)
+        or not math.isfinite(p)
+        or not 0.0 < p <= 1.0
+    ):
+        raise InvalidInput("must be a number in (0, 1]", field=f"{where}propensity")
+    if not isinstance(item.version, str) or not _VERSION.fullmatch(item.version):
+        raise InvalidInput(
+            "must be a snapshot version <record>.<changes>",
+            field=f"{where}version",
+            code="unknown_version",
+        )
+    if item.unit_id is not None and (
+        not isinstance(item.unit_id, str) or not 0 < len(item.unit_id) <= limits.max_unit_id_chars
+    ):
+        raise InvalidInput(
+            f"must be a string of 1 to {limits.max_unit_id_chars} characters",
+            field=f"{where}unit_id",
+        )
+    if item.ts is not None and (
+        isinstance(item.ts, bool) or not isinstance(item.ts, int | float) or not 0 <= item.ts < 1e11
+    ):
+        raise InvalidInput("must be seconds since the epoch", field=f"{where}ts")
+    if type(p) is not float:  # an int 1 (valid): made a float, checked again
+        item.propensity = float(p)
+    if item.ts is not None and type(item.ts) is not float:
+        item.ts = float(item.ts)
+    check_logged(LogOp("", [item]), limits)
 
 
 def log_group(
@@ -138,25 +171,31 @@ def log_group(
     eligible = int(live.enabled.sum())
     events: list[DecisionEvent] = []
     assigned: dict[str, tuple[str, float]] = {}
+    index = live.index
+    deleted = [a.deleted for a in record.arms]
+    known_versions: dict[str, bool] = {}
     for i, op in group:
         arms: list[int] = []
         contexts: list[Any] = []
         try:
             for n, item in enumerate(op.items):
-                where = f"decisions[{n}]."
-                rv, count = (int(x) for x in item.version.split("."))
-                if rv > record.version or (rv == record.version and count > current):
+                ok = known_versions.get(item.version)
+                if ok is None:
+                    rv, count = (int(x) for x in item.version.split("."))
+                    ok = rv < record.version or (rv == record.version and count <= current)
+                    known_versions[item.version] = ok
+                if not ok:
                     raise InvalidInput(
                         f"unknown snapshot version {item.version!r} (the experiment is at"
                         f" {record.version}.{current})",
-                        field=f"{where}version",
+                        field=f"decisions[{n}].version",
                         code="unknown_version",
                     )
-                j = live.index.get(item.arm_id)
-                if j is None or record.arms[j].deleted:
+                j = index.get(item.arm_id)
+                if j is None or deleted[j]:
                     raise InvalidInput(
                         f"unknown arm {item.arm_id!r} in experiment {record.id!r}",
-                        field=f"{where}arm_id",
+                        field=f"decisions[{n}].arm_id",
                         code="arm_not_found",
                     )
                 arms.append(j)
@@ -168,32 +207,36 @@ def log_group(
             results[i] = exc
             continue
         accepted = 0
+        added = [0] * len(live.arm_ids)
         for item, j, context in zip(op.items, arms, contexts, strict=True):
             if item.decision_id in known:
                 continue
             known.add(item.decision_id)
-            p = float(item.propensity)
-            ts = now if item.ts is None else min(float(item.ts), now)
+            p = item.propensity
+            ts = item.ts
             events.append(
                 DecisionEvent(
-                    ts,
+                    now if ts is None or ts > now else ts,
                     record.id,
                     item.decision_id,
                     item.arm_id,
                     p,
                     item.unit_id,
                     context,
-                    eligible=eligible,
-                    policy=p < 1.0 or eligible == 1,
-                    version=item.version,
+                    eligible,
+                    p < 1.0 or eligible == 1,
+                    item.version,
                 )
             )
-            live.decisions[j] += 1
-            live.add_decisions[j] += 1
-            live.dirty.add(j)
+            added[j] += 1
             if item.unit_id is not None and item.unit_id not in assigned:
                 assigned[item.unit_id] = (item.arm_id, p)
             accepted += 1
+        for j, c in enumerate(added):
+            if c:
+                live.decisions[j] += c
+                live.add_decisions[j] += c
+                live.dirty.add(j)
         results[i] = LogResult(accepted=accepted, duplicates=len(op.items) - accepted)
     if events:
         tx.append_decisions(events)

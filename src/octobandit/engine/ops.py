@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from octobandit.errors import InvalidInput, OctobanditError
-from octobandit.wire import RewardAnswer, decode_decision, decode_reward, encode, error_body
+from octobandit.wire import (
+    LoggedDecision,
+    RewardAnswer,
+    decode_decision,
+    decode_reward,
+    encode,
+    error_body,
+)
 
 log = logging.getLogger("octobandit.engine")
 
@@ -47,21 +54,9 @@ class RewardResult:
 
 
 @dataclass(slots=True)
-class LoggedDecision:
-    """A decision made outside the service (local mode) on a policy snapshot."""
-
-    decision_id: str
-    arm_id: str
-    propensity: float
-    version: str
-    unit_id: str | None = None
-    context: Any = None
-    ts: float | None = None
-
-
-@dataclass(slots=True)
 class LogOp:
-    """Record decisions made locally: all of them are accepted, or none."""
+    """Record decisions made locally (:class:`octobandit.wire.LoggedDecision`): all of
+    them are accepted, or none."""
 
     experiment_id: str
     items: list[LoggedDecision]
