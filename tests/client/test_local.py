@@ -177,3 +177,17 @@ def test_decide_from_several_threads(client: Client) -> None:
         local.flush()
     assert len(set(ids)) == 12_000
     assert sum(a.decisions for a in client.stats(exp).arms) == 12_000
+
+
+def test_a_process_that_exits_normally_loses_nothing(client: Client, module_server: Any) -> None:
+    exp = _exp(client, "ucb1")
+    script = textwrap.dedent(
+        f"""
+        from octobandit.client import Client
+        local = Client({module_server.url!r}).local({exp!r}, flush_interval=3600)
+        for _ in range(3_333):
+            local.decide()
+        """
+    )  # neither the decider nor the client is closed: the client's atexit hook does it
+    subprocess.run([sys.executable, "-c", script], timeout=120, check=True)
+    assert sum(a.decisions for a in client.stats(exp).arms) == 3_333

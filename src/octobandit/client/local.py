@@ -265,11 +265,16 @@ class LocalDecider:
             return len(self._pending) + self._in_flight
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush, then stop the background thread (idempotent)."""
+        """Flush, then stop the background thread (idempotent). When ``timeout`` passes
+        first (the service is down), raises ``TimeoutError``; what is pending is lost
+        at exit (a warning says how many)."""
         if self._closed:
             return
         try:
             self.flush(timeout)
+        except TimeoutError:
+            log.warning("local decisions: %d logged decisions not delivered", self.pending)
+            raise
         finally:
             with self._lock:
                 self._closed = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -121,6 +122,7 @@ class Client:
             Pending(buffer_size, min(batch_size, buffer_size), flush_interval),
         )
         self._closed = False
+        self._locals: weakref.WeakSet[LocalDecider] = weakref.WeakSet()
         ref = weakref.ref(self)
         self._at_exit = lambda: _close_at_exit(ref)
         atexit.register(self._at_exit)
@@ -136,9 +138,13 @@ class Client:
     # -- life cycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush the reward buffer, then close the connections (idempotent)."""
+        """Flush the reward buffer and close the local deciders (which flush their logged
+        decisions), then close the connections (idempotent)."""
         if self._closed:
             return
+        for local in list(self._locals):
+            with contextlib.suppress(TimeoutError):  # the service is down: lost (logged)
+                local.close()
         self._buffer.close()
         self._closed = True
         self._http.close()
@@ -314,7 +320,7 @@ class Client:
                 self._http, calls.log_decisions(experiment_id, items), self.settings.buffer_retry
             )
 
-        return LocalDecider(
+        decider = LocalDecider(
             snapshot,
             send,
             refresh_interval=refresh_interval,
@@ -323,6 +329,8 @@ class Client:
             flush_interval=flush_interval,
             seed=seed,
         )
+        self._locals.add(decider)
+        return decider
 
     def decide_batch(
         self, experiment_id: str, n: int, context: Context | None = None
