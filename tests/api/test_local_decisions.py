@@ -145,3 +145,14 @@ def test_logged_decisions_of_an_unknown_experiment(http: httpx.Client) -> None:
     r = http.post("/v1/experiments/nope-nope/decisions/logged", json=body)
     assert r.status_code == 404
     assert http.get("/v1/experiments/nope-nope/policy-snapshot").status_code == 404
+
+
+def test_snapshot_stats_include_the_arms_priors(http: httpx.Client) -> None:
+    exp = f"t-{uuid.uuid4().hex[:10]}"
+    arms = [{"id": "a", "prior": {"alpha": 4.0, "beta": 2.0}}, {"id": "b"}]
+    body = {"id": exp, "policy": {"type": "thompson"}, "arms": arms}
+    assert http.post("/v1/experiments", json=body).status_code == 201
+    snap = http.get(f"/v1/experiments/{exp}/policy-snapshot").json()
+    n, s = snap["stats"]["n"], snap["stats"]["s"]
+    assert n[0] > 0 and s[0] > 0 and n[1] == 0  # pseudo-observations of the prior
+    assert _stats(http, exp)["a"]["rewards"] == 0  # not observed rewards
