@@ -19,7 +19,7 @@ import pytest
 
 from octobandit.client import Client
 from octobandit.client.local import LocalDecider
-from octobandit.policies import make_policy
+from octobandit.policies import POLICIES, make_policy
 from octobandit.policies.base import ArmStats
 
 
@@ -191,3 +191,22 @@ def test_a_process_that_exits_normally_loses_nothing(client: Client, module_serv
     )  # neither the decider nor the client is closed: the client's atexit hook does it
     subprocess.run([sys.executable, "-c", script], timeout=120, check=True)
     assert sum(a.decisions for a in client.stats(exp).arms) == 3_333
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES))
+def test_every_policy_decides_locally(client: Client, kind: str) -> None:
+    contextual = kind in ("linucb", "linear_thompson")
+    extra: dict[str, Any] = {"context": ["x"]} if contextual else {}
+    exp = _exp(client, {"type": kind}, **extra)
+    context = {"x": 0.5} if contextual else None
+    first = [client.decide(exp, context=context) for _ in range(5)]
+    client.rewards(exp, [{"decision_id": d.decision_id, "reward": 1.0} for d in first])
+    with client.local(exp, seed=3) as local:
+        local.refresh()
+        ds = [local.decide(context=context) for _ in range(200)]
+        local.flush()
+        assert local.refused == 0
+    assert all(0 < d.propensity <= 1 for d in ds)
+    assert sum(a.decisions for a in client.stats(exp).arms) == 205
+    answer = client.rewards(exp, [{"decision_id": d.decision_id, "reward": 0.0} for d in ds])
+    assert answer.accepted == 200
