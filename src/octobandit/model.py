@@ -100,6 +100,8 @@ class DecisionEvent:
     eligible: int | None = None
     #: made by the exploring policy (False: paused-greedy or a concluded winner served)
     policy: bool = True
+    #: the policy-snapshot version a local decision was made on (``None``: by the service)
+    version: str | None = None
 
 
 @dataclass(slots=True)

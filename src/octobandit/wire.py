@@ -233,6 +233,67 @@ class History(msgspec.Struct):
     arms: dict[str, ArmSeries]
 
 
+class LoggedDecision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A decision made locally (``client.local``) on the policy snapshot ``version``."""
+
+    decision_id: str
+    arm_id: str
+    propensity: float
+    version: str
+    unit_id: str | None = None
+    context: dict[str, Any] | list[float] | None = None
+    ts: float | None = None
+
+
+class LoggedDecisions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Body of ``POST /v1/experiments/{id}/decisions/logged``."""
+
+    decisions: list[LoggedDecision]
+
+
+class LoggedAnswer(msgspec.Struct):
+    """Logged decisions recorded, and decision ids already recorded (ignored)."""
+
+    accepted: int
+    duplicates: int
+
+
+class SnapshotArm(msgspec.Struct):
+    id: str
+    enabled: bool
+    payload: Any = None
+
+
+class SnapshotStats(msgspec.Struct):
+    """Per-arm sufficient statistics the policy sees (observed + prior): ``n`` rewards,
+    ``s`` their sum, ``ss`` the sum of squares about the shift ``c``."""
+
+    n: list[float]
+    s: list[float]
+    ss: list[float]
+    c: list[float]
+
+
+class StateArray(msgspec.Struct):
+    shape: list[int]
+    data: list[float]
+
+
+class PolicySnapshot(msgspec.Struct):
+    """What a local decider needs to decide like the service (see docs/client.md)."""
+
+    experiment_id: str
+    version: str
+    status: str
+    policy: dict[str, Any]
+    reward_type: str
+    context_features: list[str] | None
+    arms: list[SnapshotArm]
+    stats: SnapshotStats
+    state: dict[str, StateArray] | None = None
+    winner: str | None = None
+
+
 #: the answer types of the control plane, in the OpenAPI document's components
 ANSWERS: tuple[type[msgspec.Struct], ...] = (
     Arm,
@@ -243,12 +304,16 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     Stats,
     Conclusion,
     History,
+    PolicySnapshot,
+    LoggedAnswer,
+    LoggedDecisions,  # a request body, read by the route itself
 )
 
 
 encode = msgspec.json.Encoder().encode
 _decode_decision = msgspec.json.Decoder(DecisionRequest).decode
 _decode_reward = msgspec.json.Decoder(RewardRequest).decode
+_decode_logged = msgspec.json.Decoder(LoggedDecisions).decode
 EMPTY_DECISION = DecisionRequest()
 
 
@@ -296,3 +361,11 @@ def decode_reward(raw: bytes) -> list[Reward]:
     if req.reward is None:
         raise InvalidInput("Object missing required field `reward`")
     return [Reward(req.reward, req.decision_id, req.arm_id, req.count)]
+
+
+def decode_logged(raw: bytes) -> list[LoggedDecision]:
+    """The decisions of a ``decisions/logged`` body."""
+    try:
+        return _decode_logged(raw).decisions
+    except msgspec.MsgspecError as exc:
+        raise _bad_body(exc, raw) from None

@@ -40,6 +40,20 @@ def test_importing_the_client_loads_no_server_dependency() -> None:
     assert "octobandit.client" in ours and "httpx" in modules and "msgspec" in modules
 
 
+def test_local_mode_loads_the_policy_code_and_no_server_part() -> None:
+    code = "import sys, json, octobandit.client.local; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = json.loads(out.stdout)
+    server = [m for m in modules if m.split(".")[0] in HEAVY and m.split(".")[0] not in
+              ("numpy", "scipy")]  # fmt: skip
+    assert server == []
+    allowed = (*ALLOWED, "octobandit.policies", "octobandit.stats", "octobandit.checks")
+    ours = [m for m in modules if m == "octobandit" or m.startswith("octobandit.")]
+    assert [m for m in ours if not m.startswith(allowed)] == []
+
+
 def _public(cls: type) -> dict[str, inspect.Signature]:
     return {
         name: inspect.signature(member)
@@ -50,6 +64,7 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
 
 def test_the_async_client_has_the_same_methods_and_signatures() -> None:
     sync, aio = _public(Client), _public(AsyncClient)
+    sync.pop("local")  # local decisions: a decider with its own thread, made by Client only
     assert set(aio) - {"aclose"} == set(sync)
     for name, signature in sync.items():
         assert aio[name].parameters == signature.parameters, name

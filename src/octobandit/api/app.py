@@ -322,6 +322,19 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def stats(experiment_id: str) -> Response:
         return json_response(_as(wire.Stats, await call("stats", experiment_id)))
 
+    @app.get("/v1/experiments/{experiment_id}/policy-snapshot", tags=["local decisions"])
+    async def policy_snapshot(experiment_id: str) -> Response:
+        """The policy's state for local decisions (``client.local``), with its ``version``."""
+        return json_response(_as(wire.PolicySnapshot, await call("policy_snapshot", experiment_id)))
+
+    @app.post("/v1/experiments/{experiment_id}/decisions/logged", tags=["local decisions"])
+    async def logged_decisions(experiment_id: str, request: Request) -> Response:
+        """Record decisions made locally on a policy snapshot (all accepted, or none;
+        a decision id already recorded counts as a duplicate)."""
+        # decoded (and validated) by the engine: the body crosses to the engine process as is
+        result = await call("log_decisions", experiment_id, await request.body())
+        return json_response(wire.LoggedAnswer(result.accepted, result.duplicates))
+
     @app.get("/v1/experiments/{experiment_id}/conclusion", tags=["statistics"])
     async def conclusion(experiment_id: str) -> Response:
         """Is the stopping rule met, which arm wins, and why (P(best), expected loss)."""

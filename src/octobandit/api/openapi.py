@@ -73,6 +73,10 @@ _ROUTES: dict[tuple[str, str], tuple[str, str | None, tuple[int, ...]]] = {
     ("/v1/experiments/{experiment_id}/stats", "get"): ("200", "Stats", (404,)),
     ("/v1/experiments/{experiment_id}/conclusion", "get"): ("200", "Conclusion", (404,)),
     ("/v1/experiments/{experiment_id}/history", "get"): ("200", "History", (404, 422)),
+    ("/v1/experiments/{experiment_id}/policy-snapshot", "get"): ("200", "PolicySnapshot", (404,)),
+    ("/v1/experiments/{experiment_id}/decisions/logged", "post"): (
+        "200", "LoggedAnswer", (400, 404, 408, 413, 415, 422),
+    ),
 }  # fmt: skip
 
 _PATH_PARAMS = {
@@ -200,6 +204,15 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
                 codes |= {415}
             responses.pop("422", None)
             responses.update(_error_responses(sorted(codes)))
+            if path.endswith("/decisions/logged") and method == "post":
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/LoggedDecisions"}
+                        }
+                    },
+                }
             for param in op.get("parameters", []):
                 if (path, method, param.get("name")) == ("/v1/experiments", "delete", "confirm"):
                     param["required"] = True  # without ?confirm=true: 400

@@ -282,6 +282,18 @@ def rewards(
     return Call("POST", path, _reward_answer, body, idempotent=idempotent)
 
 
+def policy_snapshot(experiment_id: str) -> Call[wire.PolicySnapshot]:
+    path = _path(experiment_id, "policy-snapshot")
+    return Call("GET", path, _decoder(wire.PolicySnapshot), idempotent=True)
+
+
+def log_decisions(experiment_id: str, items: list[wire.LoggedDecision]) -> Call[wire.LoggedAnswer]:
+    body = _encode(wire.LoggedDecisions(items))
+    path = _path(experiment_id, "decisions", "logged")
+    # idempotent: a decision id already recorded counts as a duplicate
+    return Call("POST", path, _decoder(wire.LoggedAnswer), body, idempotent=True)
+
+
 def stats(experiment_id: str) -> Call[wire.Stats]:
     return Call("GET", _path(experiment_id, "stats"), _stats, idempotent=True)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 
 import httpx
 
@@ -24,6 +25,9 @@ from octobandit.client._calls import ArmSpec, Call, Context
 from octobandit.client._retry import Retry, sent
 from octobandit.client._settings import Settings
 from octobandit.client.errors import ServiceUnreachable
+
+if TYPE_CHECKING:
+    from octobandit.client.local import LocalDecider
 
 T = TypeVar("T")
 
@@ -118,6 +122,7 @@ class Client:
             Pending(buffer_size, min(batch_size, buffer_size), flush_interval),
         )
         self._closed = False
+        self._locals: weakref.WeakSet[LocalDecider] = weakref.WeakSet()
         ref = weakref.ref(self)
         self._at_exit = lambda: _close_at_exit(ref)
         atexit.register(self._at_exit)
@@ -133,9 +138,13 @@ class Client:
     # -- life cycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush the reward buffer, then close the connections (idempotent)."""
+        """Flush the reward buffer and close the local deciders (which flush their logged
+        decisions), then close the connections (idempotent)."""
         if self._closed:
             return
+        for local in list(self._locals):
+            with contextlib.suppress(TimeoutError):  # the service is down: lost (logged)
+                local.close()
         self._buffer.close()
         self._closed = True
         self._http.close()
@@ -285,6 +294,43 @@ class Client:
         be a second decision), only when it never did.
         """
         return self._run(calls.decide(experiment_id, unit_id=unit_id, context=context))
+
+    def local(
+        self,
+        experiment_id: str,
+        *,
+        refresh_interval: float = 5.0,
+        batch_size: int = 1_000,
+        buffer_size: int = 100_000,
+        flush_interval: float = 0.2,
+        seed: int | None = None,
+    ) -> LocalDecider:
+        """A decider that decides in this process from the service's policy snapshot
+        and logs every decision to the service (see docs/client.md, "Local decisions").
+
+        Needs the policy code's dependencies (NumPy, SciPy): a full install.
+        """
+        from octobandit.client.local import LocalDecider  # NumPy: only for local mode
+
+        def snapshot() -> wire.PolicySnapshot:
+            return self._run(calls.policy_snapshot(experiment_id))
+
+        def send(items: list[wire.LoggedDecision]) -> wire.LoggedAnswer:
+            return run(
+                self._http, calls.log_decisions(experiment_id, items), self.settings.buffer_retry
+            )
+
+        decider = LocalDecider(
+            snapshot,
+            send,
+            refresh_interval=refresh_interval,
+            batch_size=batch_size,
+            buffer_size=buffer_size,
+            flush_interval=flush_interval,
+            seed=seed,
+        )
+        self._locals.add(decider)
+        return decider
 
     def decide_batch(
         self, experiment_id: str, n: int, context: Context | None = None

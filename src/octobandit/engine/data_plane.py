@@ -17,7 +17,16 @@ from octobandit.engine.base import EngineBase
 from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_COUNT, MAX_TOTAL, total_exceeded
 from octobandit.engine.context import context_vector
 from octobandit.engine.live import _Live, _same_setup, update_state
-from octobandit.engine.ops import DecideOp, Op, RewardItem, RewardOp, RewardResult
+from octobandit.engine.logged import check_logged, log_group, snapshot
+from octobandit.engine.ops import (
+    DecideOp,
+    LogOp,
+    LogResult,
+    Op,
+    RewardItem,
+    RewardOp,
+    RewardResult,
+)
 from octobandit.engine.sizes import check_size
 from octobandit.engine.state import encode_state
 from octobandit.errors import (
@@ -32,6 +41,7 @@ from octobandit.model import ArmStatsDelta, DecisionEvent, DecisionRef, RewardEv
 from octobandit.policies.base import sample_categorical
 from octobandit.storage.base import BatchTx
 from octobandit.storage.fold import IPS_EXCLUDED, ips_base
+from octobandit.wire import LoggedDecision, decode_logged
 
 log = logging.getLogger("octobandit.engine")
 _HUGE = 1e308  # compared before math.isfinite, which overflows on a huge int
@@ -79,7 +89,10 @@ class DataPlaneMixin(EngineBase):
         back and is raised.
         """
         results: list[Any] = [None] * len(ops)
-        parts: dict[str, tuple[list[tuple[int, DecideOp]], list[tuple[int, RewardOp]]]] = {}
+        parts: dict[
+            str,
+            tuple[list[tuple[int, DecideOp]], list[tuple[int, RewardOp]], list[tuple[int, LogOp]]],
+        ] = {}
         for i, op in enumerate(ops):
             if isinstance(op, DecideOp):
                 try:
@@ -87,23 +100,32 @@ class DataPlaneMixin(EngineBase):
                 except OctobanditError as exc:
                     results[i] = exc
                     continue
-                parts.setdefault(op.experiment_id, ([], []))[0].append((i, op))
+                parts.setdefault(op.experiment_id, ([], [], []))[0].append((i, op))
+            elif isinstance(op, RewardOp):
+                parts.setdefault(op.experiment_id, ([], [], []))[1].append((i, op))
             else:
-                parts.setdefault(op.experiment_id, ([], []))[1].append((i, op))
+                try:
+                    check_logged(op, self.limits)
+                except OctobanditError as exc:
+                    results[i] = exc
+                    continue
+                parts.setdefault(op.experiment_id, ([], [], []))[2].append((i, op))
         try:
             with self.storage.batch() as tx:
                 if tx.others_wrote():  # re-read what another engine may have changed
                     self._reread.update(self._live)
-                for experiment_id, (decides, rewards) in parts.items():
+                for experiment_id, (decides, rewards, logged) in parts.items():
                     try:
                         with tx.savepoint():
-                            self._experiment_part(tx, experiment_id, decides, rewards, results)
+                            self._experiment_part(
+                                tx, experiment_id, decides, rewards, results, logged
+                            )
                     except StorageUnavailable:
                         raise
                     except Exception as exc:  # a bug or a poisoned experiment: only its requests
                         self._live.pop(experiment_id, None)
                         log.exception("group commit: experiment %r failed", experiment_id)
-                        for i, _ in [*decides, *rewards]:
+                        for i, _ in [*decides, *rewards, *logged]:
                             if not isinstance(results[i], OctobanditError):
                                 results[i] = exc
         except BaseException:
@@ -119,10 +141,14 @@ class DataPlaneMixin(EngineBase):
         decides: list[tuple[int, DecideOp]],
         rewards: list[tuple[int, RewardOp]],
         results: list[Any],
+        logged: list[tuple[int, LogOp]] | None = None,
     ) -> None:
-        """One experiment's share of a group: decisions, then rewards, then its statistics."""
+        """One experiment's share of a group: decisions (the service's, then those made
+        locally), then rewards, then its statistics."""
         if decides:
             self._decide_group(tx, experiment_id, decides, results)
+        if logged:
+            self._logged_group(tx, experiment_id, logged, results)
         if rewards:
             self._reward_group(tx, rewards, results)
         live = self._live.get(experiment_id)
@@ -153,6 +179,38 @@ class DataPlaneMixin(EngineBase):
             live.add[:] = 0.0
             live.add_ips[:] = 0.0
             live.dirty.clear()
+
+    def log_decisions(
+        self, experiment_id: str, items: Sequence[LoggedDecision] | bytes
+    ) -> LogResult:
+        """Record decisions made locally on a policy snapshot (all accepted, or none);
+        ``items`` may be the JSON body of ``POST .../decisions/logged``."""
+        if isinstance(items, bytes):
+            items = decode_logged(items)
+        result: LogResult = self._one(LogOp(experiment_id, list(items)))
+        return result
+
+    def policy_snapshot(self, experiment_id: str) -> dict[str, Any]:
+        """What a local decider needs to decide like the service (see :mod:`.logged`)."""
+        with self.storage.batch() as tx:
+            if tx.others_wrote():
+                self._reread.update(self._live)
+            return snapshot(self._load(tx, experiment_id), self._serving_winner)
+
+    def _logged_group(
+        self,
+        tx: BatchTx,
+        experiment_id: str,
+        group: list[tuple[int, LogOp]],
+        results: list[Any],
+    ) -> None:
+        try:
+            live = self._load(tx, experiment_id)
+        except OctobanditError as exc:
+            for i, _ in group:
+                results[i] = exc
+            return
+        log_group(tx, live, group, results, self._clock())
 
     def _check_decide(self, op: DecideOp) -> None:
         limit = self.limits.max_decisions_per_request

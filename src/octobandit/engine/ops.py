@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from octobandit.errors import InvalidInput, OctobanditError
-from octobandit.wire import RewardAnswer, decode_decision, decode_reward, encode, error_body
+from octobandit.wire import (
+    LoggedDecision,
+    RewardAnswer,
+    decode_decision,
+    decode_reward,
+    encode,
+    error_body,
+)
 
 log = logging.getLogger("octobandit.engine")
 
@@ -46,7 +53,22 @@ class RewardResult:
     duplicates: int
 
 
-Op = DecideOp | RewardOp
+@dataclass(slots=True)
+class LogOp:
+    """Record decisions made locally (:class:`octobandit.wire.LoggedDecision`): all of
+    them are accepted, or none."""
+
+    experiment_id: str
+    items: list[LoggedDecision]
+
+
+@dataclass(slots=True)
+class LogResult:
+    accepted: int
+    duplicates: int
+
+
+Op = DecideOp | RewardOp | LogOp
 
 #: The answer to a data-plane request: the class name of the error that refused it
 #: (``None``: it succeeded; ``"internal"``: an unexpected failure), and its JSON body.

@@ -484,7 +484,7 @@ class PostgresBatch:
                 [float(e.propensity) for e in events],
                 [e.unit_id for e in events],
                 [json_text(e.context) for e in events],
-                [decision_text(e.eligible, e.policy) for e in events],
+                [decision_text(e.eligible, e.policy, e.version) for e in events],
             ),
         )
 

@@ -33,19 +33,25 @@ def json_text(value: Any) -> str | None:
     return None if value is None else encode(value).decode()
 
 
-@functools.cache
-def decision_data(eligible: int | None, policy: bool) -> bytes | None:
+@functools.lru_cache(maxsize=1024)
+def decision_data(eligible: int | None, policy: bool, version: str | None = None) -> bytes | None:
     """A decision event's ``data``: ``{"k": K}`` (enabled arms), ``"policy": false``
-    when served without exploration (few distinct values: encoded once each)."""
+    when served without exploration, ``"version"``: the policy snapshot a local
+    decision was made on (few distinct values: encoded once each)."""
     if eligible is None:
         return None
-    return encode({"k": eligible} if policy else {"k": eligible, "policy": False})
+    data: dict[str, Any] = {"k": eligible}
+    if not policy:
+        data["policy"] = False
+    if version is not None:
+        data["version"] = version
+    return encode(data)
 
 
-@functools.lru_cache(maxsize=64)
-def decision_text(eligible: int | None, policy: bool) -> str | None:
+@functools.lru_cache(maxsize=1024)
+def decision_text(eligible: int | None, policy: bool, version: str | None = None) -> str | None:
     """:func:`decision_data` as text."""
-    data = decision_data(eligible, policy)
+    data = decision_data(eligible, policy, version)
     return None if data is None else data.decode()
 
 

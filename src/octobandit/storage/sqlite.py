@@ -357,7 +357,7 @@ class SQLiteBatch:
                     e.propensity,
                     e.unit_id,
                     _json_text(e.context),
-                    _decision_text(e.eligible, e.policy),
+                    _decision_text(e.eligible, e.policy, e.version),
                 )
                 for e in events
             ],
