@@ -248,7 +248,8 @@ class LoggedDecision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 class LoggedDecisions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Body of ``POST /v1/experiments/{id}/decisions/logged``."""
 
-    decisions: list[LoggedDecision]
+    #: at least one (an empty list is refused with 400 ``empty``, as for rewards)
+    decisions: Annotated[list[LoggedDecision], msgspec.Meta(extra_json_schema={"minItems": 1})]
 
 
 class LoggedAnswer(msgspec.Struct):
