@@ -35,6 +35,10 @@ class DecisionRef(NamedTuple):
     #: False when the decision was served without exploration (paused: the best
     #: estimate; concluded: the winner), which the gain estimate leaves out
     policy: bool = True
+    #: when the decision was made (its attribution window opens then)
+    ts: float | None = None
+    #: its place in the event log (settled once the experiment's watermark reaches it)
+    seq: int | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +108,14 @@ class DecisionEvent:
     version: str | None = None
 
 
+#: the event kinds a reward request or the attribution tick logs: ``reward`` and
+#: ``default`` are a decision's outcome (counted; one per decision in an experiment with
+#: an attribution window); ``part`` is one reward summed into its decision's outcome
+#: when the window closes (``aggregation: sum``); ``late`` arrived after the window
+#: closed (kept for the record, never counted)
+OUTCOME_KINDS = ("reward", "default")
+
+
 @dataclass(slots=True)
 class RewardEvent:
     ts: float
@@ -112,6 +124,23 @@ class RewardEvent:
     reward: float
     count: float = 1.0
     decision_id: str | None = None
+    #: ``reward``, ``default``, ``part`` or ``late`` (see :data:`OUTCOME_KINDS`)
+    kind: str = "reward"
+    #: extra facts, e.g. ``{"parts": m}`` on a summed outcome
+    data: Any = None
+
+
+class OpenDecision(NamedTuple):
+    """A decision whose attribution window had not been settled, as the tick reads it."""
+
+    seq: int
+    decision_id: str
+    ref: DecisionRef
+    #: it already has its outcome (a ``reward``): nothing to settle
+    rewarded: bool
+    #: rewards summed so far (``part`` events) and their total
+    parts: int
+    part_sum: float
 
 
 @dataclass(slots=True)
@@ -175,7 +204,7 @@ class Event:
     seq: int
     ts: float
     experiment_id: str
-    kind: str  # "decision" | "reward" | "reset" | "set_stats"
+    kind: str  # "decision" | "reward" | "default" | "part" | "late" | "reset" | "set_stats"
     decision_id: str | None
     arm_id: str | None
     propensity: float | None

@@ -65,10 +65,12 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 class RewardAnswer(msgspec.Struct):
-    """Rewards accepted, and rewards for decisions already rewarded (ignored)."""
+    """Rewards accepted, rewards for decisions already rewarded (ignored), and rewards
+    that came after their decision's attribution window closed (logged, not counted)."""
 
     accepted: int
     duplicates: int
+    late: int = 0
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
@@ -103,8 +105,15 @@ class Arm(msgspec.Struct):
     prior: dict[str, float] | None = None
 
 
-class RewardSpec(msgspec.Struct):
+class RewardSpec(msgspec.Struct, omit_defaults=True):
+    """The reward's type, and its attribution window when it has one (see
+    ``docs/rewards.md``): seconds a decision waits for its reward, the default it
+    gets when none came, and ``first`` or ``sum``."""
+
     type: str  # binary | continuous
+    attribution_window: float | None = None
+    default: float | None = None
+    aggregation: str | None = None
 
 
 class ContextSpec(msgspec.Struct):
@@ -156,6 +165,9 @@ class ArmStats(msgspec.Struct):
     reward_sum: float
     mean_reward: float | None
     ci95: _INTERVAL | None
+    #: decisions whose attribution window is open and that have no outcome yet
+    #: (``None``: the experiment has no attribution window)
+    pending: int | None = None
 
 
 class RewardGain(msgspec.Struct):
@@ -178,6 +190,8 @@ class Stats(msgspec.Struct):
     total_reward: float
     reward_gain_vs_equal_split: RewardGain
     arms: list[ArmStats]
+    #: the arms' pending decisions (``None``: no attribution window)
+    pending_decisions: int | None = None
 
 
 class ArmPosterior(msgspec.Struct):

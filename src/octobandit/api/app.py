@@ -83,6 +83,20 @@ class PolicyIn(BaseModel):
 
 class RewardSpecIn(_Strict):
     type: Literal["binary", "continuous"] = "binary"
+    attribution_window: float | None = Field(
+        default=None,
+        description="seconds a decision waits for its reward; when it closes without one,"
+        " the decision gets `default` (see docs/rewards.md). Without it, only the rewards"
+        " sent are counted",
+    )
+    default: float | None = Field(
+        default=None, description="the reward of a decision never rewarded in its window (0)"
+    )
+    aggregation: Literal["first", "sum"] | None = Field(
+        default=None,
+        description="`first`: a decision's first reward counts (default); `sum`: its rewards"
+        " within the window add up, counted when the window closes (continuous rewards)",
+    )
 
 
 class StoppingIn(_Strict):

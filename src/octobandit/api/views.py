@@ -14,7 +14,7 @@ def experiment_view(record: ExperimentRecord) -> wire.Experiment:
         name=record.name,
         status=record.status,
         policy=record.policy,
-        reward=wire.RewardSpec(record.reward_type),
+        reward=wire.RewardSpec(record.reward_type, **(record.options.get("reward") or {})),
         arms=[arm_view(a) for a in record.arms],
         context=wire.ContextSpec(features) if features is not None else None,
         stopping=record.options.get("stopping"),

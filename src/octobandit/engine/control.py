@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from octobandit.engine.attribution import REWARD_FIELDS, Attribution
 from octobandit.engine.base import EngineBase
 from octobandit.engine.conclusions import parse_options, snapshot_data
 from octobandit.engine.context import parse_features
@@ -60,11 +61,15 @@ class ControlPlaneMixin(EngineBase):
             )
         reward = _require(spec.get("reward") or {"type": "binary"}, "reward")
         reward_type = reward.get("type", "binary")
-        if set(reward) - {"type"}:
-            raise InvalidInput(f"unknown fields {sorted(set(reward) - {'type'})}", field="reward")
+        if set(reward) - set(REWARD_FIELDS):
+            extra = sorted(set(reward) - set(REWARD_FIELDS))
+            raise InvalidInput(f"unknown fields {extra}", field="reward")
         policy_spec = _require(spec.get("policy") or {"type": "thompson"}, "policy")
         policy = make_policy(policy_spec, reward_type)
         options = parse_options(spec)
+        attribution = Attribution.parse(reward, reward_type)
+        if attribution is not None:
+            options["reward"] = attribution.params()
         if spec.get("context") is not None:
             options["context_features"] = parse_features(spec["context"])
         _check_contextual(policy, options)

@@ -12,7 +12,8 @@ are committed together (group commit), before any caller is answered.
 (:mod:`~octobandit.engine.control`), the data plane
 (:mod:`~octobandit.engine.data_plane`) over the live cache
 (:mod:`~octobandit.engine.live`), the life cycle of snapshots and conclusions
-(:mod:`~octobandit.engine.lifecycle`) and the reports
+(:mod:`~octobandit.engine.lifecycle`), the settlement of attribution windows
+(:mod:`~octobandit.engine.settlement`) and the reports
 (:mod:`~octobandit.engine.reporting`).
 
 >>> from octobandit.engine import RewardItem
@@ -24,7 +25,7 @@ are committed together (group commit), before any caller is answered.
 >>> d["arm_id"] in {"a", "b"}
 True
 >>> engine.reward("demo", [RewardItem(reward=1.0, decision_id=d["decision_id"])])
-RewardResult(accepted=1, duplicates=0)
+RewardResult(accepted=1, duplicates=0, late=0)
 >>> engine.stats("demo")["total_reward"]
 1.0
 """
@@ -43,13 +44,14 @@ from octobandit.engine.data_plane import DataPlaneMixin
 from octobandit.engine.lifecycle import LifecycleMixin
 from octobandit.engine.live import _Live
 from octobandit.engine.reporting import ReportingMixin
+from octobandit.engine.settlement import SettlementMixin
 from octobandit.engine.specs import Limits
 from octobandit.storage.base import Storage
 
 __all__ = ["Engine", "Limits"]
 
 
-class Engine(ControlPlaneMixin, DataPlaneMixin, LifecycleMixin, ReportingMixin):
+class Engine(ControlPlaneMixin, DataPlaneMixin, SettlementMixin, LifecycleMixin, ReportingMixin):
     """Experiments over a :class:`~octobandit.storage.base.Storage`.
 
     ``seed`` fixes the random stream (tests, simulations); by default it comes

@@ -16,7 +16,7 @@ import numpy as np
 from octobandit.engine.base import EngineBase
 from octobandit.engine.bounds import MAX_ABS_REWARD, MAX_COUNT, MAX_TOTAL, total_exceeded
 from octobandit.engine.context import context_vector
-from octobandit.engine.live import _Live, _same_setup, update_state
+from octobandit.engine.live import _Live, add_reward, write_changes
 from octobandit.engine.logged import check_logged, log_group, snapshot
 from octobandit.engine.ops import (
     DecideOp,
@@ -28,7 +28,6 @@ from octobandit.engine.ops import (
     RewardResult,
 )
 from octobandit.engine.sizes import check_size
-from octobandit.engine.state import encode_state
 from octobandit.errors import (
     BadRequest,
     Conflict,
@@ -37,10 +36,9 @@ from octobandit.errors import (
     OctobanditError,
     StorageUnavailable,
 )
-from octobandit.model import ArmStatsDelta, DecisionEvent, DecisionRef, RewardEvent
+from octobandit.model import DecisionEvent, DecisionRef, RewardEvent
 from octobandit.policies.base import sample_categorical
 from octobandit.storage.base import BatchTx
-from octobandit.storage.fold import IPS_EXCLUDED, ips_base
 from octobandit.wire import LoggedDecision, decode_logged
 
 log = logging.getLogger("octobandit.engine")
@@ -152,33 +150,8 @@ class DataPlaneMixin(EngineBase):
         if rewards:
             self._reward_group(tx, rewards, results)
         live = self._live.get(experiment_id)
-        if live is None:
-            return
-        if live.state_dirty and live.state is not None:
-            tx.write_policy_state(live.record.id, encode_state(live.state))
-            live.state_dirty = False
-        if live.dirty:
-            tx.add_arm_stats(
-                live.record.id,
-                [
-                    ArmStatsDelta(
-                        live.arm_ids[j],
-                        live.add_decisions[j],
-                        float(live.add[0, j]),
-                        float(live.add[1, j]),
-                        float(live.add[2, j]),
-                        live.add_ips[:, j].tolist() if live.add_ips[:, j].any() else None,
-                        shift=float(live.c[j]),
-                        centred_sum=float(live.add[3, j]),
-                    )
-                    for j in sorted(live.dirty)
-                ],
-            )
-            for j in live.dirty:
-                live.add_decisions[j] = 0
-            live.add[:] = 0.0
-            live.add_ips[:] = 0.0
-            live.dirty.clear()
+        if live is not None:
+            write_changes(tx, live)
 
     def log_decisions(
         self, experiment_id: str, items: Sequence[LoggedDecision] | bytes
@@ -238,34 +211,6 @@ class DataPlaneMixin(EngineBase):
                     " ask for fewer decisions or send a smaller context",
                     field="n",
                 )
-
-    def _load(self, tx: BatchTx, experiment_id: str) -> _Live:
-        """The experiment's cached state, read (again) inside the group's transaction.
-
-        After another engine wrote to the store, a cached experiment is re-read:
-        when only its statistics moved (same version, arms and settings, and a
-        stateless policy), they are refreshed in place and the selection
-        distribution is kept until its refresh interval is up, like after this
-        engine's own rewards; anything else rebuilds the cached state.
-        """
-        live = self._live.get(experiment_id)
-        if live is not None and experiment_id in self._reread:
-            self._reread.discard(experiment_id)
-            record = tx.load_experiment(experiment_id)
-            if record is not None and live.state is None and _same_setup(live.record, record):
-                live.refresh(record)
-                return live
-            self._live.pop(experiment_id, None)
-            live = None
-        if live is None:
-            self._reread.discard(experiment_id)
-            record = tx.load_experiment(experiment_id)
-            if record is None:
-                raise NotFound(
-                    f"experiment {experiment_id!r} not found", code="experiment_not_found"
-                )
-            live = self._live[experiment_id] = _Live.of(record)
-        return live
 
     def _decide_group(
         self,
@@ -505,9 +450,10 @@ class DataPlaneMixin(EngineBase):
             wanted = [it.decision_id for _, op in ops for it in op.items if it.decision_id]
             found = tx.find_decisions(experiment_id, wanted) if wanted else {}
             rewarded = {d for d, ref in found.items() if ref.rewarded}
+            settled = tx.settled_through(experiment_id) if live.attribution is not None else 0
             for i, op in ops:
                 try:
-                    results[i] = self._apply(live, op, found, rewarded, events, ts)
+                    results[i] = self._apply(live, op, found, rewarded, events, ts, settled)
                 except OctobanditError as exc:
                     results[i] = exc
         if events:
@@ -521,7 +467,13 @@ class DataPlaneMixin(EngineBase):
         rewarded: set[str],
         events: list[RewardEvent],
         ts: float,
+        settled: int = 0,
     ) -> RewardResult:
+        """One reward request. With an attribution window (``settled``: the experiment's
+        watermark), a reward for a decision whose window closed is logged as ``late``
+        and not counted; with ``aggregation: sum`` one inside the window is logged as a
+        ``part``, counted when the window closes (see :mod:`.settlement`)."""
+        rule = live.attribution
         arms: list[int] = []
         for n, item in enumerate(op.items):  # resolve everything before changing anything
             if item.decision_id is not None:
@@ -533,10 +485,13 @@ class DataPlaneMixin(EngineBase):
                         code="decision_not_found",
                     )
                 arms.append(live.index[hit[0]])
-            elif live.policy.contextual:
+            elif live.policy.contextual or rule is not None:
                 raise InvalidInput(
                     "a contextual experiment takes rewards by decision_id"
-                    " (the context comes from the decision)",
+                    " (the context comes from the decision)"
+                    if rule is None
+                    else "an experiment with an attribution window takes rewards by"
+                    " decision_id (a decision never rewarded gets the default)",
                     field=f"rewards[{n}].arm_id" if len(op.items) > 1 else "arm_id",
                 )
             else:
@@ -553,45 +508,33 @@ class DataPlaneMixin(EngineBase):
         for j, c in added.items():
             if live.n[j] + c > MAX_TOTAL:
                 raise total_exceeded(live.arm_ids[j], "rewards")
-        accepted = 0
+        accepted = late = 0
         for item, j in zip(op.items, arms, strict=True):
-            if item.decision_id is not None:
-                if item.decision_id in rewarded:
-                    continue
-                rewarded.add(item.decision_id)
             r, c = float(item.reward), float(item.count)
-            if live.n[j] == 0:
-                live.c[j] = r  # the arm's shift, fixed at its first reward
-            d = r - live.c[j]
-            live.n[j] += c
-            live.s[j] += r * c
-            live.ss[j] += d * d * c
-            add = live.add
-            add[0, j] += c
-            add[1, j] += r * c
-            add[2, j] += d * d * c
-            add[3, j] += d * c
-            live.dirty.add(j)
             ref = found.get(item.decision_id) if item.decision_id is not None else None
-            if ref is not None and ref.propensity > 0:
-                base = ips_base(ref)
-                for ips in (live.ips, live.add_ips):
-                    if base is None:  # served without exploration: counted, left out
-                        ips[IPS_EXCLUDED, j] += c
-                    else:
-                        w = r / (ref.propensity * (ref.eligible or 1))
-                        ips[base, j] += c
-                        ips[base + 1, j] += c * r
-                        ips[base + 2, j] += c * r * r
-                        ips[base + 3, j] += c * w
-                        ips[base + 4, j] += c * r * w
-                        ips[base + 5, j] += c * w * w
-            if live.state is not None:
-                update_state(live, j, r, c, ref, ts)
+            kind = "reward"
+            if rule is not None and ref is not None:
+                if rule.aggregation == "first" and item.decision_id in rewarded:
+                    continue  # a duplicate
+                assert ref.seq is not None and ref.ts is not None
+                if ref.seq <= settled or ts >= ref.ts + rule.window:
+                    kind = "late"
+                elif rule.aggregation == "sum":
+                    kind = "part"
+            elif item.decision_id is not None and item.decision_id in rewarded:
+                continue
+            if kind == "reward" and item.decision_id is not None:
+                rewarded.add(item.decision_id)
             events.append(
-                RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id)
+                RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id, kind)
             )
+            if kind == "late":
+                late += 1
+                continue
             accepted += 1
-        if accepted:
-            live.stale = True
-        return RewardResult(accepted=accepted, duplicates=len(op.items) - accepted)
+            if kind == "reward":
+                add_reward(live, j, r, c, ref, ts)
+                live.stale = True
+        return RewardResult(
+            accepted=accepted, duplicates=len(op.items) - accepted - late, late=late
+        )

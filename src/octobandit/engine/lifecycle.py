@@ -1,6 +1,7 @@
-"""The life cycle over time: snapshots when due, conclusions when a stopping rule is met.
+"""The life cycle over time: closed attribution windows settled, snapshots when due,
+conclusions when a stopping rule is met.
 
-Both are taken by :meth:`LifecycleMixin.tick`, which the service calls periodically.
+All are taken by :meth:`LifecycleMixin.tick`, which the service calls periodically.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ log = logging.getLogger("octobandit.engine")
 class LifecycleMixin(EngineBase):
     """Snapshots and conclusions over time: the engine's tick."""
 
+    def settle(self, now: float | None = None) -> int:  # see SettlementMixin
+        raise NotImplementedError
+
     def tick(self, now: float | None = None) -> int:
-        """Take the snapshots that are due; conclude experiments whose rule is met.
+        """Settle closed attribution windows (see :mod:`.settlement`), then take the
+        snapshots that are due and conclude experiments whose rule is met.
 
         The stopping rule of an experiment with ``auto_conclude`` is checked at
         each of its snapshots. Returns the number of snapshots taken. An
@@ -27,6 +32,7 @@ class LifecycleMixin(EngineBase):
         tick); the others still get their snapshots.
         """
         now = self._clock() if now is None else now
+        self.settle(now)
         taken = 0
         for record in self.storage.due_for_snapshot(now):
             try:

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from octobandit.engine.attribution import Attribution
 from octobandit.engine.priors import prior_stats
 from octobandit.engine.sizes import json_size
-from octobandit.engine.state import load_state
-from octobandit.model import DecisionRef, ExperimentRecord, decode_json
+from octobandit.engine.state import encode_state, load_state
+from octobandit.model import ArmStatsDelta, DecisionRef, ExperimentRecord, decode_json
 from octobandit.policies import ArmStats, Policy, make_policy
 from octobandit.policies.base import FloatArray
-from octobandit.storage.fold import IPS_SUMS, ips_row
+from octobandit.storage.base import ArmStateTx
+from octobandit.storage.fold import IPS_EXCLUDED, IPS_SUMS, ips_base, ips_row
 
 
 @dataclass(slots=True)
@@ -59,6 +61,7 @@ class _Live:
         dim = len(record.options.get("context_features") or ())
         state = load_state(policy, record.policy_state, len(arms), dim) if policy.stateful else None
         return cls(
+            attribution=Attribution.of(record),
             dim=dim,
             state=state,
             prior=prior,
@@ -89,6 +92,8 @@ class _Live:
     #: a stateful policy's state, shape (1, K, ...) per array
     state: dict[str, FloatArray] | None = None
     state_dirty: bool = False
+    #: the attribution window's settings, if the experiment has one
+    attribution: Attribution | None = None
 
     def refresh(self, record: ExperimentRecord) -> None:
         """Take the stored statistics of ``record`` (same setup; see ``_same_setup``)."""
@@ -145,3 +150,67 @@ def update_state(
         times=np.array([ts]),
     )
     live.state_dirty = True
+
+
+def add_reward(live: _Live, j: int, r: float, c: float, ref: DecisionRef | None, ts: float) -> None:
+    """Count ``c`` rewards ``r`` for arm ``j`` (joined to decision ``ref``, if any): the
+    statistics, the importance-weighted sums, a stateful policy's state, and the
+    increments this engine writes next."""
+    if live.n[j] == 0:
+        live.c[j] = r  # the arm's shift, fixed at its first reward
+    d = r - live.c[j]
+    live.n[j] += c
+    live.s[j] += r * c
+    live.ss[j] += d * d * c
+    add = live.add
+    add[0, j] += c
+    add[1, j] += r * c
+    add[2, j] += d * d * c
+    add[3, j] += d * c
+    live.dirty.add(j)
+    if ref is not None and ref.propensity > 0:
+        base = ips_base(ref)
+        for ips in (live.ips, live.add_ips):
+            if base is None:  # served without exploration: counted, left out
+                ips[IPS_EXCLUDED, j] += c
+            else:
+                w = r / (ref.propensity * (ref.eligible or 1))
+                ips[base, j] += c
+                ips[base + 1, j] += c * r
+                ips[base + 2, j] += c * r * r
+                ips[base + 3, j] += c * w
+                ips[base + 4, j] += c * r * w
+                ips[base + 5, j] += c * w * w
+    if live.state is not None:
+        update_state(live, j, r, c, ref, ts)
+
+
+def write_changes(tx: ArmStateTx, live: _Live) -> None:
+    """Write what this engine changed since its last write: a stateful policy's state
+    (whole) and the statistics' increments (then zeroed)."""
+    if live.state_dirty and live.state is not None:
+        tx.write_policy_state(live.record.id, encode_state(live.state))
+        live.state_dirty = False
+    if not live.dirty:
+        return
+    tx.add_arm_stats(
+        live.record.id,
+        [
+            ArmStatsDelta(
+                live.arm_ids[j],
+                live.add_decisions[j],
+                float(live.add[0, j]),
+                float(live.add[1, j]),
+                float(live.add[2, j]),
+                live.add_ips[:, j].tolist() if live.add_ips[:, j].any() else None,
+                shift=float(live.c[j]),
+                centred_sum=float(live.add[3, j]),
+            )
+            for j in sorted(live.dirty)
+        ],
+    )
+    for j in live.dirty:
+        live.add_decisions[j] = 0
+    live.add[:] = 0.0
+    live.add_ips[:] = 0.0
+    live.dirty.clear()

@@ -51,6 +51,8 @@ class RewardOp:
 class RewardResult:
     accepted: int
     duplicates: int
+    #: rewards that came after their decision's attribution window closed (not counted)
+    late: int = 0
 
 
 @dataclass(slots=True)
@@ -92,7 +94,7 @@ def op_from_body(experiment_id: str, action: str, raw: bytes) -> Op:
 def answer_body(result: Any) -> bytes:
     """The JSON answer to a data-plane request from its result."""
     if isinstance(result, RewardResult):
-        return encode(RewardAnswer(result.accepted, result.duplicates))
+        return encode(RewardAnswer(result.accepted, result.duplicates, result.late))
     return encode(result)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from octobandit.engine.attribution import Attribution
 from octobandit.engine.base import EngineBase
 from octobandit.engine.conclusions import conclusion_view, reward_gain
 from octobandit.model import iso_time
@@ -15,7 +16,11 @@ class ReportingMixin(EngineBase):
     """Statistics, conclusion and history: the engine's read-only reports."""
 
     def stats(self, experiment_id: str) -> dict[str, Any]:
+        """Per arm: decisions, rewards, mean and interval, and, with an attribution
+        window, the decisions still pending (every decision gets one outcome, so
+        pending = decisions - outcomes counted)."""
         record = self._record(experiment_id)
+        windowed = Attribution.of(record) is not None
         arms = []
         for a in record.arms:
             mean = a.reward_sum / a.rewards if a.rewards > 0 else None
@@ -32,6 +37,7 @@ class ReportingMixin(EngineBase):
                     "reward_sum": a.reward_sum,
                     "mean_reward": mean,
                     "ci95": list(ci) if ci is not None else None,
+                    "pending": max(0, a.decisions - round(a.rewards)) if windowed else None,
                 }
             )
         return {
@@ -41,6 +47,7 @@ class ReportingMixin(EngineBase):
             "total_reward": math.fsum(a.reward_sum for a in record.arms),
             "reward_gain_vs_equal_split": reward_gain(record),
             "arms": arms,
+            "pending_decisions": sum(a["pending"] for a in arms) if windowed else None,
         }
 
     def conclusion(self, experiment_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from octobandit.model import (
     DecisionRef,
     Event,
     ExperimentRecord,
+    OpenDecision,
     RewardEvent,
     Snapshot,
     add_ips,
@@ -53,7 +54,9 @@ __all__ = [
     "EventLogTx",
     "ExperimentRecord",
     "Experiments",
+    "OpenDecision",
     "RewardEvent",
+    "SettlementTx",
     "Snapshot",
     "Snapshots",
     "Storage",
@@ -73,7 +76,31 @@ class EventLogTx(Protocol):
     ) -> dict[str, DecisionRef]:
         """Map each known decision id of the experiment to its :class:`DecisionRef`."""
 
-    def append_rewards(self, events: Sequence[RewardEvent]) -> None: ...
+    def append_rewards(self, events: Sequence[RewardEvent]) -> None:
+        """Append reward-side events, each of its ``kind`` (see ``OUTCOME_KINDS``)."""
+
+
+class SettlementTx(Protocol):
+    """Attribution windows: which decisions are settled (given their outcome or the
+    default), tracked by a per-experiment watermark on the event log.
+
+    A decision is settled once the watermark reaches its ``seq``. The tick moves
+    the watermark inside a data-plane transaction, so several engines settle each
+    decision once; a reset moves it to the log's end (what came before is not
+    settled into the fresh statistics).
+    """
+
+    def settled_through(self, experiment_id: str) -> int:
+        """The watermark: every decision with ``seq`` up to it is settled (0: none)."""
+
+    def open_decisions(
+        self, experiment_id: str, after: int, before_ts: float, limit: int
+    ) -> list[OpenDecision]:
+        """Decisions with ``seq > after`` in log order, stopping before the first one
+        made at or after ``before_ts`` (its window is still open), at most ``limit``."""
+
+    def settle_through(self, experiment_id: str, seq: int) -> None:
+        """Move the watermark to ``seq``."""
 
 
 class ArmStateTx(Protocol):
@@ -98,7 +125,7 @@ class AssignmentsTx(Protocol):
     ) -> None: ...
 
 
-class BatchTx(EventLogTx, ArmStateTx, AssignmentsTx, Protocol):
+class BatchTx(EventLogTx, SettlementTx, ArmStateTx, AssignmentsTx, Protocol):
     """One data-plane transaction; commits when the context exits cleanly.
 
     SQLite and PostgreSQL keep all three parts in their database; with a Redis
@@ -129,6 +156,9 @@ class Experiments(Protocol):
     def get_experiment(self, experiment_id: str) -> ExperimentRecord | None: ...
 
     def list_experiments(self) -> list[ExperimentRecord]: ...
+
+    def windowed_experiments(self) -> list[str]:
+        """Ids of the experiments with an attribution window (cheap: no arms read)."""
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
         """Change ``name``, ``status``, ``policy``, ``options``, ``conclusion`` or

@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from octobandit.model import ArmStatsRow, DecisionRef, Event
+from octobandit.model import OUTCOME_KINDS, ArmStatsRow, DecisionRef, Event
 
 #: length of an arm's ``ips`` row (see :class:`~octobandit.storage.base.ArmStatsRow`)
 IPS_SUMS = 13
@@ -96,8 +96,10 @@ def fold(
     ``set_stats`` overwrites one arm (its ``ips`` sums start again); a decision
     counts for its arm and, with a unit, is that unit's assignment (a later
     decision of the unit replaces it, as a re-draw after its arm was disabled
-    does); a reward adds to its arm and, joined to its decision, to the
-    ``ips`` sums. The shift of an arm's squares is its first reward.
+    does); a reward (or a ``default`` outcome) adds to its arm and, joined to its
+    decision, to the ``ips`` sums; ``part`` and ``late`` events add nothing (a
+    summed outcome is logged as a ``reward`` when its window closes). The shift of
+    an arm's squares is its first reward.
     """
     out = Folded()
     for experiment_id, rows in (seed or {}).items():
@@ -137,7 +139,7 @@ def fold(
                     e.arm_id,
                     float(e.propensity or 0.0),
                 )
-        elif e.kind == "reward":
+        elif e.kind in OUTCOME_KINDS:  # a reward, or the default at a window's close
             r, c = float(e.reward or 0.0), float(e.count or 0.0)
             if row.rewards == 0:
                 row.shift = r

@@ -39,6 +39,7 @@ from octobandit.model import (
     DecisionRef,
     Event,
     ExperimentRecord,
+    OpenDecision,
     RewardEvent,
     Snapshot,
     add_ips,
@@ -51,9 +52,10 @@ from octobandit.storage.rows import (
     decision_meta,
     decision_text,
     json_text,
+    open_rows,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: the advisory lock key guarding schema creation (any constant shared by all replicas)
 _SCHEMA_LOCK = 0x6F63_746F_6261
 #: the session lock serialising writers with :attr:`PostgresStorage.hold_after_commit`
@@ -142,6 +144,14 @@ MIGRATIONS = {
     # "state" (a Redis state store; the arms' columns then hold what they were created
     # or last set with, and the log the rest)
     2: "ALTER TABLE octobandit_store ADD COLUMN stats_in TEXT NOT NULL DEFAULT 'store'",
+    # attribution windows: each experiment's settlement watermark, and several
+    # ``part`` and ``late`` events per decision, which the unique index on decision
+    # ids leaves out (rebuilt once: on a long log this takes a while at upgrade)
+    3: "ALTER TABLE experiments ADD COLUMN settled_seq BIGINT NOT NULL DEFAULT 0;"
+    " DROP INDEX events_by_decision;"
+    " CREATE UNIQUE INDEX events_decision_once ON events (decision_id, kind)"
+    " WHERE decision_id IS NOT NULL AND kind IN ('decision', 'reward', 'default');"
+    " CREATE INDEX events_parts ON events (decision_id) WHERE kind = 'part'",
 }
 
 #: an experiment's snapshot interval (seconds), as SQL
@@ -494,15 +504,16 @@ class PostgresBatch:
         found: dict[str, DecisionRef] = {}
         rewarded: set[str] = set()
         rows = self._execute(
-            "SELECT decision_id, kind, arm_id, propensity, context, data FROM events"
-            " WHERE decision_id = ANY(%s) AND experiment_id = %s",
+            "SELECT decision_id, kind, arm_id, propensity, context, data, ts, seq FROM events"
+            " WHERE decision_id = ANY(%s) AND kind IN ('decision', 'reward', 'default')"
+            " AND experiment_id = %s",
             (list(dict.fromkeys(decision_ids)), experiment_id),
         )
-        for decision_id, kind, arm_id, propensity, context, data in rows:
+        for decision_id, kind, arm_id, propensity, context, data, ts, seq in rows:
             if kind == "decision":
                 eligible, policy = decision_meta(data)
                 found[decision_id] = DecisionRef(
-                    arm_id, False, propensity, context, eligible, policy
+                    arm_id, False, propensity, context, eligible, policy, ts, seq
                 )
             else:
                 rewarded.add(decision_id)
@@ -514,18 +525,48 @@ class PostgresBatch:
         if not events:
             return
         self._execute(
-            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
-            " SELECT ts, e, 'reward', d, a, r, n FROM unnest(%b::float8[], %s::text[],"
-            " %s::text[], %s::text[], %b::float8[], %b::float8[])"
-            " WITH ORDINALITY AS t(ts, e, d, a, r, n, i) ORDER BY i",
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count,"
+            " data) SELECT ts, e, k, d, a, r, n, x FROM unnest(%b::float8[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %b::float8[], %b::float8[], %s::text[])"
+            " WITH ORDINALITY AS t(ts, e, k, d, a, r, n, x, i) ORDER BY i",
             (
                 [float(e.ts) for e in events],
                 [e.experiment_id for e in events],
+                [e.kind for e in events],
                 [e.decision_id for e in events],
                 [e.arm_id for e in events],
                 [float(e.reward) for e in events],
                 [float(e.count) for e in events],
+                [json_text(e.data) for e in events],
             ),
+        )
+
+    def settled_through(self, experiment_id: str) -> int:
+        row = self._execute(
+            "SELECT settled_seq FROM experiments WHERE id = %s", (experiment_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def open_decisions(
+        self, experiment_id: str, after: int, before_ts: float, limit: int
+    ) -> list[OpenDecision]:
+        rows = self._execute(
+            "SELECT d.seq, d.ts, d.decision_id, d.arm_id, d.propensity, d.context, d.data,"
+            " EXISTS (SELECT 1 FROM events r WHERE r.decision_id = d.decision_id"
+            "   AND r.kind IN ('decision', 'reward', 'default') AND r.kind <> 'decision'),"
+            " p.n, coalesce(p.total, 0)"
+            " FROM events d LEFT JOIN LATERAL (SELECT count(*) AS n, sum(reward) AS total"
+            "   FROM events x WHERE x.decision_id = d.decision_id AND x.kind = 'part') p ON true"
+            " WHERE d.experiment_id = %s AND d.seq > %s AND d.kind = 'decision'"
+            " ORDER BY d.seq LIMIT %s",
+            (experiment_id, after, limit),
+        ).fetchall()
+        return open_rows(rows, before_ts)
+
+    def settle_through(self, experiment_id: str, seq: int) -> None:
+        self._execute(
+            "UPDATE experiments SET settled_seq = greatest(settled_seq, %s) WHERE id = %s",
+            (seq, experiment_id),
         )
 
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
@@ -798,6 +839,14 @@ class PostgresStorage:
         with self._read() as conn:
             return _records(conn, "", ())
 
+    def windowed_experiments(self) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id FROM experiments"
+                " WHERE options::jsonb -> 'reward' ? 'attribution_window' ORDER BY id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         with self._read() as conn:
             if experiment_id is None:
@@ -896,9 +945,12 @@ class PostgresStorage:
                 "UPDATE experiments SET policy_state = NULL WHERE id = %s", (experiment_id,)
             )
             conn.execute("DELETE FROM assignments WHERE experiment_id = %s", (experiment_id,))
+            # decisions before the reset are not settled into the fresh statistics
             conn.execute(
-                "INSERT INTO events (ts, experiment_id, kind) VALUES (%s, %s, 'reset')",
-                (ts, experiment_id),
+                "WITH r AS (INSERT INTO events (ts, experiment_id, kind)"
+                " VALUES (%s, %s, 'reset') RETURNING seq)"
+                " UPDATE experiments SET settled_seq = (SELECT seq FROM r) WHERE id = %s",
+                (ts, experiment_id, experiment_id),
             )
             self._state_changed(experiment_id, "empty")
 

@@ -8,11 +8,12 @@ equal to the record written.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
-from octobandit.model import ArmRecord, decode_json
+from octobandit.model import ArmRecord, DecisionRef, OpenDecision, decode_json
 
 #: the arm columns in the order :func:`arm_record` reads them
 ARM_COLUMNS = (
@@ -82,3 +83,17 @@ def arm_record(row: tuple[Any, ...]) -> ArmRecord:
         ips=decode_json(row[11]),
         shift=row[12],
     )
+
+
+def open_rows(rows: Iterable[Sequence[Any]], before_ts: float) -> list[OpenDecision]:
+    """:class:`OpenDecision` records from ``(seq, ts, decision_id, arm_id, propensity,
+    context, data, rewarded, parts, part_sum)`` rows in log order, up to the first
+    decision made at or after ``before_ts`` (its window is still open)."""
+    out: list[OpenDecision] = []
+    for seq, ts, decision_id, arm_id, propensity, context, data, rewarded, parts, total in rows:
+        if ts >= before_ts:
+            break
+        eligible, policy = decision_meta(data)
+        ref = DecisionRef(arm_id, bool(rewarded), propensity, context, eligible, policy, ts, seq)
+        out.append(OpenDecision(seq, decision_id, ref, bool(rewarded), int(parts), float(total)))
+    return out

@@ -40,6 +40,7 @@ from octobandit.model import (
     DecisionRef,
     Event,
     ExperimentRecord,
+    OpenDecision,
     RewardEvent,
     Snapshot,
     add_ips,
@@ -53,6 +54,7 @@ from octobandit.storage.rows import (
     dumps,
     encode,
     json_text,
+    open_rows,
 )
 
 SCHEMA = """
@@ -68,7 +70,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     options TEXT NOT NULL DEFAULT '{}',
     conclusion TEXT,
     last_snapshot REAL NOT NULL DEFAULT 0,
-    policy_state BLOB
+    policy_state BLOB,
+    settled_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,8 +112,9 @@ CREATE TABLE IF NOT EXISTS events (
     count REAL,
     data TEXT
 );
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_decision
-    ON events (decision_id, kind) WHERE decision_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS events_decision_once ON events (decision_id, kind)
+    WHERE decision_id IS NOT NULL AND kind IN ('decision', 'reward', 'default');
+CREATE INDEX IF NOT EXISTS events_parts ON events (decision_id) WHERE kind = 'part';
 CREATE INDEX IF NOT EXISTS events_by_experiment ON events (experiment_id, seq);
 CREATE TABLE IF NOT EXISTS assignments (
     experiment_id TEXT NOT NULL,
@@ -133,16 +137,27 @@ def _stays_empty(path: str, wait: float = 2.0) -> bool:
     return False
 
 
+#: the indexes on decision ids from schema 2 on (as in SCHEMA)
+INDEXES_2 = tuple(
+    stmt.strip()
+    for stmt in SCHEMA.split(";")
+    if "events_decision_once" in stmt or "events_parts" in stmt
+)
+assert len(INDEXES_2) == 2
+
 #: the schema this release writes (``PRAGMA user_version``); see :func:`migrate`
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def migrate(db: sqlite3.Connection, path: str) -> None:
     """Bring the schema to :data:`SCHEMA_VERSION`, inside the caller's write transaction.
 
     Version 0 is a new file or one written before the schema was numbered (it may
-    lack the arms' ``shift`` column: its squares are about 0). A file from a newer
-    release is refused rather than misread.
+    lack the arms' ``shift`` column: its squares are about 0). Version 2 adds the
+    attribution watermark (``experiments.settled_seq``) and lets a decision have
+    several ``part`` and ``late`` events (the unique index on decision ids leaves
+    them out; parts have their own). A file from a newer release is refused
+    rather than misread.
     """
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
@@ -157,10 +172,19 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
         columns = {r[1] for r in db.execute("PRAGMA table_info(arms)")}
         if "shift" not in columns:
             db.execute("ALTER TABLE arms ADD COLUMN shift REAL NOT NULL DEFAULT 0")
+    if version < 2:
+        db.execute("DROP INDEX IF EXISTS events_by_decision")
+        db.execute(INDEXES_2[0])
+        db.execute(INDEXES_2[1])
+        columns = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
+        if "settled_seq" not in columns:
+            db.execute("ALTER TABLE experiments ADD COLUMN settled_seq INTEGER NOT NULL DEFAULT 0")
     if version != SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
+#: the term (exactly as in the unique index's WHERE) that lets SQLite use that index
+_ONCE = "kind IN ('decision', 'reward', 'default')"
 _ARM_COLUMNS = ARM_COLUMNS
 _encode = encode
 _dumps = dumps
@@ -373,17 +397,18 @@ class SQLiteBatch:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT decision_id, kind, arm_id, experiment_id, propensity, context, data"
-                f" FROM events WHERE decision_id IN ({marks})",
+                f"SELECT decision_id, kind, arm_id, experiment_id, propensity, context, data,"
+                f" ts, seq FROM events WHERE decision_id IN ({marks})"
+                f" AND {_ONCE}",
                 chunk,
             )
-            for decision_id, kind, arm_id, exp, propensity, context, data in rows:
+            for decision_id, kind, arm_id, exp, propensity, context, data, ts, seq in rows:
                 if exp != experiment_id:
                     continue
                 if kind == "decision":
                     eligible, policy = _decision_meta(data)
                     found[decision_id] = DecisionRef(
-                        arm_id, False, propensity, context, eligible, policy
+                        arm_id, False, propensity, context, eligible, policy, ts, seq
                     )
                 else:
                     rewarded.add(decision_id)
@@ -393,9 +418,50 @@ class SQLiteBatch:
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None:
         self._db.executemany(  # as in append_decisions
-            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count)"
-            " VALUES (?, ?, 'reward', ?, ?, ?, ?)",
-            [(e.ts, e.experiment_id, e.decision_id, e.arm_id, e.reward, e.count) for e in events],
+            "INSERT INTO events (ts, experiment_id, kind, decision_id, arm_id, reward, count,"
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.ts,
+                    e.experiment_id,
+                    e.kind,
+                    e.decision_id,
+                    e.arm_id,
+                    e.reward,
+                    e.count,
+                    _json_text(e.data),
+                )
+                for e in events
+            ],
+        )
+
+    def settled_through(self, experiment_id: str) -> int:
+        row = self._db.execute(
+            "SELECT settled_seq FROM experiments WHERE id=?", (experiment_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def open_decisions(
+        self, experiment_id: str, after: int, before_ts: float, limit: int
+    ) -> list[OpenDecision]:
+        rows = self._db.execute(
+            "SELECT d.seq, d.ts, d.decision_id, d.arm_id, d.propensity, d.context, d.data,"
+            " EXISTS (SELECT 1 FROM events r WHERE r.decision_id = d.decision_id"
+            "   AND r.kind IN ('decision', 'reward', 'default') AND r.kind <> 'decision'),"
+            " (SELECT count(*) FROM events p WHERE p.decision_id = d.decision_id"
+            "   AND p.kind = 'part'),"
+            " (SELECT total(p.reward) FROM events p WHERE p.decision_id = d.decision_id"
+            "   AND p.kind = 'part')"
+            " FROM events d WHERE d.experiment_id=? AND d.seq>? AND d.kind='decision'"
+            " ORDER BY d.seq LIMIT ?",
+            (experiment_id, after, limit),
+        ).fetchall()
+        return open_rows(rows, before_ts)
+
+    def settle_through(self, experiment_id: str, seq: int) -> None:
+        self._db.execute(
+            "UPDATE experiments SET settled_seq=max(settled_seq, ?) WHERE id=?",
+            (seq, experiment_id),
         )
 
     def write_policy_state(self, experiment_id: str, state: bytes | None) -> None:
@@ -745,6 +811,16 @@ class SQLiteStorage:
             ]
             return [rec for rec in map(self._load, ids) if rec is not None]
 
+    def windowed_experiments(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM experiments WHERE options LIKE '%\"attribution_window\"%'"
+                    " ORDER BY id"
+                )
+            ]
+
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         with self._lock:
             if experiment_id is None:
@@ -765,7 +841,9 @@ class SQLiteStorage:
             if db.execute("SELECT 1 FROM experiments WHERE id=?", (record.id,)).fetchone():
                 raise Conflict(f"experiment {record.id!r} already exists", code="already_exists")
             db.execute(
-                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
+                "INSERT INTO experiments (id, name, policy, reward_type, status, version,"
+                " created_at, updated_at, options, conclusion, last_snapshot, policy_state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
                 (
                     record.id,
                     record.name,
@@ -855,6 +933,11 @@ class SQLiteStorage:
             db.execute(
                 "INSERT INTO events (ts, experiment_id, kind) VALUES (?, ?, 'reset')",
                 (ts, experiment_id),
+            )
+            # decisions before the reset are not settled into the fresh statistics
+            db.execute(
+                "UPDATE experiments SET settled_seq=last_insert_rowid() WHERE id=?",
+                (experiment_id,),
             )
 
     def add_arm(self, experiment_id: str, arm: ArmRecord, ts: float) -> None:
