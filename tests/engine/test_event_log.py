@@ -64,7 +64,7 @@ def fold(events: list[Event], *, magnitude: bool = False) -> dict[tuple[str, str
         if e.kind == "decision":
             row[0] += 1
             decided[e.decision_id or ""] = e
-        else:
+        elif e.kind in ("reward", "default"):  # an outcome (``part`` and ``late``: none)
             assert e.reward is not None and e.count is not None
             r, c = e.reward, e.count
             if row[1] == 0:

@@ -514,13 +514,13 @@ class DataPlaneMixin(EngineBase):
             ref = found.get(item.decision_id) if item.decision_id is not None else None
             kind = "reward"
             if rule is not None and ref is not None:
-                if rule.aggregation == "first" and item.decision_id in rewarded:
-                    continue  # a duplicate
                 assert ref.seq is not None and ref.ts is not None
                 if ref.seq <= settled or ts >= ref.ts + rule.window:
-                    kind = "late"
+                    kind = "late"  # after the window (settled or not): never counted
                 elif rule.aggregation == "sum":
                     kind = "part"
+                elif item.decision_id in rewarded:
+                    continue  # a duplicate
             elif item.decision_id is not None and item.decision_id in rewarded:
                 continue
             if kind == "reward" and item.decision_id is not None:
