@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -183,3 +184,17 @@ def test_numpy_contexts_and_rewards_are_sent_as_numbers(api: Any, exp_id: str) -
     assert api.reward(exp_id, d.decision_id, np.float64(1.0)) == RewardAnswer(1, 0)
     d = api.decide(exp_id, context={"x": np.float32(0.5), "y": np.int64(1)})
     assert d.arm_id in {"a", "b"}
+
+
+def test_late_rewards_are_reported_by_the_answer_and_the_buffer(api: Any, exp_id: str) -> None:
+    exp = api.create_experiment(exp_id, arms=["a"], reward={"attribution_window": 0.2})
+    assert (exp.reward.attribution_window, exp.reward.default) == (0.2, 0.0)
+    assert exp.reward.aggregation == "first"
+    on_time = api.decide(exp_id)
+    assert api.reward(exp_id, on_time.decision_id, 1.0) == RewardAnswer(1, 0, 0)
+    d = api.decide(exp_id)
+    time.sleep(0.3)  # its window has closed
+    assert api.reward(exp_id, d.decision_id, 1.0) == RewardAnswer(0, 0, 1)
+    api.reward(exp_id, d.decision_id, 1.0, buffered=True)
+    api.flush()
+    assert api.buffer_stats().late == 1

@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 
 from octobandit import wire
 from octobandit.api.hot import openapi_paths
+from octobandit.engine.attribution import MAX_WINDOW
 from octobandit.engine.conclusions import MAX_SNAPSHOT_INTERVAL, MIN_SNAPSHOT_INTERVAL
 from octobandit.engine.specs import ARM_ID, EXPERIMENT_ID, Limits
 from octobandit.policies import POLICIES
@@ -131,6 +132,8 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
             maximum=MAX_SNAPSHOT_INTERVAL,
         )
     constrain(prop("ArmIn", "id"), pattern=f"^{ARM_ID.pattern}$", maxLength=128)
+    constrain(prop("RewardSpecIn", "attribution_window"), exclusiveMinimum=0, maximum=MAX_WINDOW)
+    constrain(prop("RewardSpecIn", "default"), minimum=-1e12, maximum=1e12)
     constrain(prop("StoppingIn", "prob_best"), exclusiveMinimum=0, exclusiveMaximum=1)
     constrain(prop("StoppingIn", "max_expected_loss"), exclusiveMinimum=0)
     constrain(prop("StoppingIn", "min_rewards_per_arm"), minimum=0, maximum=1e15)

@@ -72,6 +72,8 @@ class BufferStats:
     accepted: int
     duplicates: int
     failed: int  #: handed to ``on_error``
+    #: after their decision's attribution window closed: logged, not counted
+    late: int = 0
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ class Tally:
     accepted: int = 0
     duplicates: int = 0
     failed: int = 0
+    late: int = 0
 
 
 @dataclass(slots=True)
@@ -160,6 +163,7 @@ class Pending:
         self.tally.accepted += tally.accepted
         self.tally.duplicates += tally.duplicates
         self.tally.failed += tally.failed
+        self.tally.late += tally.late
 
     def request_flush(self) -> int:
         mark = self.flush_upto = self.epoch
@@ -171,7 +175,7 @@ class Pending:
 
     def stats(self) -> BufferStats:
         t = self.tally
-        return BufferStats(self.count, t.accepted, t.duplicates, t.failed)
+        return BufferStats(self.count, t.accepted, t.duplicates, t.failed, t.late)
 
 
 def _report(
@@ -217,6 +221,7 @@ def deliver(
         return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
+    tally.late += answer.late
     return None
 
 
@@ -235,6 +240,7 @@ async def adeliver(
         return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
+    tally.late += answer.late
     return None
 
 
