@@ -367,3 +367,58 @@ def test_without_a_window_nothing_changes(engine: Engine, clock: Clock) -> None:
     late = engine.reward("plain", [RewardItem(1.0, decision_id=d["decision_id"])])
     assert (late.accepted, late.late) == (1, 0)  # no window: never late
     assert "reward" not in engine.get_experiment("plain").options
+
+
+def test_counted_means_match_the_closed_form_under_exponential_delays(
+    store_opener: Callable[[str], Callable[[], Storage]],
+) -> None:
+    """Uniform allocation (ε = 1), only conversions reported, each after an exponential
+    delay of mean m, window W = m: once every window has closed, an arm's counted mean is
+    μ·P(D < W) = μ·(1 − e^{-1}) and the share of decisions answered late is μ·e^{-1}, each
+    within 4.5 binomial standard errors."""
+    import heapq
+    import math
+
+    clock = Clock()
+    engine = Engine(store_opener("sqlite")(), seed=21, clock=clock)
+    m = 10.0
+    engine.create_experiment(
+        {
+            "id": "d",
+            "policy": {"type": "epsilon_greedy", "epsilon": 1.0},
+            "arms": [{"id": "lo"}, {"id": "hi"}],
+            "reward": {"attribution_window": m},
+        }
+    )
+    mu = {"lo": 0.3, "hi": 0.6}
+    rng = np.random.default_rng(5)
+    arrivals: list[tuple[float, str, str]] = []
+    decided: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    start = clock.t
+    for k in range(12_000):  # one decision every 0.01 s: a window holds about 1,000
+        now = start + 0.01 * k
+        while arrivals and arrivals[0][0] <= now:
+            clock.t, decision_id, arm = heapq.heappop(arrivals)
+            late[arm] += engine.reward("d", [RewardItem(1.0, decision_id=decision_id)]).late
+        clock.t = now
+        d = engine.decide("d")
+        decided[d["arm_id"]] += 1
+        if rng.random() < mu[d["arm_id"]]:
+            heapq.heappush(arrivals, (now + rng.exponential(m), d["decision_id"], d["arm_id"]))
+        if k % 100 == 0:
+            engine.tick()
+    while arrivals:
+        clock.t, decision_id, arm = heapq.heappop(arrivals)
+        late[arm] += engine.reward("d", [RewardItem(1.0, decision_id=decision_id)]).late
+    clock.t += m + 1
+    engine.tick()
+    stats = {a["arm_id"]: a for a in engine.stats("d")["arms"]}
+    kept = 1 - math.exp(-1.0)
+    for arm, p in mu.items():
+        n = decided[arm]
+        assert stats[arm]["rewards"] == n and stats[arm]["pending"] == 0
+        q = p * kept
+        assert abs(stats[arm]["reward_sum"] / n - q) <= 4.5 * math.sqrt(q * (1 - q) / n)
+        r = p * (1 - kept)
+        assert abs(late[arm] / n - r) <= 4.5 * math.sqrt(r * (1 - r) / n)
