@@ -342,6 +342,8 @@ def test_windowed_experiments_take_rewards_by_decision_only(engine: Engine) -> N
         ({"attribution_window": 60, "default": float("nan")}, "reward.default"),
         ({"attribution_window": 60, "aggregation": "sum"}, "reward.aggregation"),
         ({"attribution_window": 60, "aggregation": "last"}, "reward.aggregation"),
+        ({"attribution_window": 60, "aggregation": ""}, "reward.aggregation"),
+        ({"attribution_window": 60, "aggregation": ["sum"]}, "reward.aggregation"),
         ({"attribution_window": 60, "delay": 1}, "reward"),
     ],
 )

@@ -78,7 +78,8 @@ class Attribution:
                 f"must be a number of seconds above 0, at most {MAX_WINDOW:.0f} (a year)",
                 field="reward.attribution_window",
             )
-        default = spec.get("default", 0.0)
+        default = spec.get("default")
+        default = 0.0 if default is None else default
         if (
             isinstance(default, bool)
             or not isinstance(default, int | float)
@@ -88,7 +89,8 @@ class Attribution:
             raise InvalidInput("must be a finite number", field="reward.default")
         if reward_type == "binary" and not 0.0 <= default <= 1.0:
             raise InvalidInput("a binary experiment's default is in [0, 1]", field="reward.default")
-        aggregation = spec.get("aggregation", "first")
+        aggregation = spec.get("aggregation")
+        aggregation = "first" if aggregation is None else aggregation
         if aggregation not in AGGREGATIONS:
             raise InvalidInput(f"must be one of {list(AGGREGATIONS)}", field="reward.aggregation")
         if aggregation == "sum" and reward_type == "binary":
