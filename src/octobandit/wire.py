@@ -64,13 +64,14 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     rewards: list[Reward] | None = None
 
 
-class RewardAnswer(msgspec.Struct):
-    """Rewards accepted, rewards for decisions already rewarded (ignored), and rewards
-    that came after their decision's attribution window closed (logged, not counted)."""
+class RewardAnswer(msgspec.Struct, omit_defaults=True):
+    """Rewards accepted, rewards for decisions already rewarded (ignored), and, for an
+    experiment with an attribution window, rewards that came after their decision's
+    window closed (logged, not counted; absent, ``None``, without a window)."""
 
     accepted: int
     duplicates: int
-    late: int = 0
+    late: int | None = None
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):

@@ -221,7 +221,7 @@ def deliver(
         return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
-    tally.late += answer.late
+    tally.late += answer.late or 0
     return None
 
 
@@ -240,7 +240,7 @@ async def adeliver(
         return _down(exc)
     tally.accepted += answer.accepted
     tally.duplicates += answer.duplicates
-    tally.late += answer.late
+    tally.late += answer.late or 0
     return None
 
 

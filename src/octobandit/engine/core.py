@@ -25,7 +25,7 @@ are committed together (group commit), before any caller is answered.
 >>> d["arm_id"] in {"a", "b"}
 True
 >>> engine.reward("demo", [RewardItem(reward=1.0, decision_id=d["decision_id"])])
-RewardResult(accepted=1, duplicates=0, late=0)
+RewardResult(accepted=1, duplicates=0, late=None)
 >>> engine.stats("demo")["total_reward"]
 1.0
 """

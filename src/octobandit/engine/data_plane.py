@@ -536,5 +536,7 @@ class DataPlaneMixin(EngineBase):
                 add_reward(live, j, r, c, ref, ts)
                 live.stale = True
         return RewardResult(
-            accepted=accepted, duplicates=len(op.items) - accepted - late, late=late
+            accepted=accepted,
+            duplicates=len(op.items) - accepted - late,
+            late=None if rule is None else late,
         )

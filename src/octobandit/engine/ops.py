@@ -51,8 +51,9 @@ class RewardOp:
 class RewardResult:
     accepted: int
     duplicates: int
-    #: rewards that came after their decision's attribution window closed (not counted)
-    late: int = 0
+    #: rewards that came after their decision's attribution window closed (not counted);
+    #: ``None`` for an experiment without an attribution window
+    late: int | None = None
 
 
 @dataclass(slots=True)
