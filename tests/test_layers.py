@@ -36,6 +36,13 @@ FORBIDDEN = {
     "policies": ("octobandit.engine", "octobandit.storage", "octobandit.api"),
     "storage": ("octobandit.engine", "octobandit.policies", "octobandit.api"),
     "engine": ("octobandit.api",),
+    # a door over the engine or the SDK; of the HTTP door only its JSON views
+    "integrations": (
+        "octobandit.api.app",
+        "octobandit.api.hot",
+        "octobandit.api.guards",
+        "octobandit.cli",
+    ),
     # the wire types and the client import nothing heavy: a client install has no server
     "wire": (*SERVER_PARTS, "octobandit.client"),
     "client": SERVER_PARTS,
