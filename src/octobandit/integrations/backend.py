@@ -16,6 +16,7 @@ a logged decision with its propensity.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -81,7 +82,7 @@ class RemoteBandits:
             return
         except NotFoundError:
             pass
-        try:
+        with contextlib.suppress(ConflictError):  # another process created it meanwhile
             self.client.create_experiment(
                 experiment_id,
                 policy=spec.get("policy"),
@@ -92,8 +93,6 @@ class RemoteBandits:
                 stopping=spec.get("stopping"),
                 snapshot_interval=spec.get("snapshot_interval"),
             )
-        except ConflictError:  # another process created it meanwhile
-            pass
 
     def get_experiment(self, experiment_id: str) -> wire.Experiment:
         return self.client.get_experiment(experiment_id)
@@ -176,10 +175,8 @@ class EmbeddedBandits:
         with self._lock:
             if self.engine.storage.get_experiment(str(spec["id"])) is not None:
                 return
-            try:
+            with contextlib.suppress(Conflict):  # another process created it meanwhile
                 self.engine.create_experiment(spec)
-            except Conflict:  # another process created it meanwhile
-                pass
 
     def get_experiment(self, experiment_id: str) -> wire.Experiment:
         from octobandit.api.views import experiment_view
