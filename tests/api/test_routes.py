@@ -338,8 +338,9 @@ def test_stats_shape_and_wilson_interval(client: TestClient) -> None:
     stats = client.get("/v1/experiments/exp/stats").json()
     assert set(stats) == {
         "experiment_id", "status", "total_decisions", "total_reward", "arms",
-        "reward_gain_vs_equal_split",
+        "reward_gain_vs_equal_split", "pending_decisions",
     }  # fmt: skip
+    assert stats["pending_decisions"] is None  # no attribution window
     a = stats["arms"][0]
     assert set(a) >= {
         "arm_id",

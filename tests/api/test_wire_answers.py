@@ -73,7 +73,15 @@ def test_batches_and_reward_answers_have_the_wire_fields(engine: Engine) -> None
     batch = engine.decide("e", n=3)
     _same(batch, wire.DecisionBatch)
     answer = engine.reward("e", [RewardItem(reward=1.0, arm_id="a", count=2)])
-    _same(msgspec.json.decode(answer_body(answer)), wire.RewardAnswer)  # as the door sends it
+    body = msgspec.json.decode(answer_body(answer))  # as the door sends it
+    assert "late" not in body  # only for an experiment with an attribution window
+    _same({**body, "late": None}, wire.RewardAnswer)
+    engine.create_experiment(
+        {"id": "w", "arms": [{"id": "a"}], "reward": {"attribution_window": 60}}
+    )
+    d = engine.decide("w")
+    answer = engine.reward("w", [RewardItem(reward=1.0, decision_id=d["decision_id"])])
+    _same(msgspec.json.decode(answer_body(answer)), wire.RewardAnswer)
 
 
 def test_an_experiment_answer_round_trips(engine: Engine) -> None:
