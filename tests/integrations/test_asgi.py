@@ -158,6 +158,25 @@ async def test_rewards_go_to_the_right_decision_once(bandits: AsyncBandits, exp_
     assert second["decision"] != first["decision"]
 
 
+async def test_a_reward_after_the_window_is_late(tmp_path: Path, exp_id: str) -> None:
+    bandits = connect_async(str(tmp_path / "late.db"), tick_seconds=0.05)
+    app = make_app(Bandit(bandits, spec(exp_id, window=0.1)))
+    try:
+        async with client(app) as c:
+            arm = (await c.get("/")).json()["arm"]
+            await anyio.sleep(0.3)
+            answer = (await c.post("/convert")).json()["answer"]
+            assert answer == {"accepted": 0, "duplicates": 0, "late": 1}
+        deadline = time.monotonic() + 30
+        while (await bandits.stats(exp_id)).pending_decisions:
+            assert time.monotonic() < deadline, "window not settled"
+            await anyio.sleep(0.05)
+        by_arm = {a.arm_id: a for a in (await bandits.stats(exp_id)).arms}
+        assert (by_arm[arm].rewards, by_arm[arm].reward_sum) == (1, 0)  # the default
+    finally:
+        await bandits.aclose()
+
+
 async def test_without_the_middleware_fastapi_carries_the_cookies(
     tmp_path: Path, exp_id: str
 ) -> None:
