@@ -59,9 +59,9 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -135,7 +135,7 @@ class Bandit:
         cookie_path: str = "/",
         cookie_domain: str | None = None,
         cookie_secure: bool = False,
-        cookie_samesite: str = "lax",
+        cookie_samesite: Literal["lax", "strict", "none"] = "lax",
     ) -> None:
         self.bandits: AsyncBandits = (
             cast("AsyncBandits", bandits)
@@ -150,14 +150,11 @@ class Bandit:
         self.unit_cookie = unit_cookie
         self.decision_cookie = decision_cookie or f"octobandit_{self.experiment_id}"
         self.decision_header = decision_header
-        self._cookie = {
-            "max_age": cookie_max_age,
-            "path": cookie_path,
-            "domain": cookie_domain,
-            "secure": cookie_secure,
-            "httponly": True,
-            "samesite": cookie_samesite,
-        }
+        self.cookie_max_age = cookie_max_age
+        self.cookie_path = cookie_path
+        self.cookie_domain = cookie_domain
+        self.cookie_secure = cookie_secure
+        self.cookie_samesite: Literal["lax", "strict", "none"] = cookie_samesite
 
     async def ensure(self) -> None:
         """Create the experiment from its spec unless it exists (done on first use;
@@ -188,9 +185,19 @@ class Bandit:
         d = await self.bandits.decide(self.experiment_id, unit_id=unit, context=context)
         out = Assignment(d.experiment_id, d.arm_id, d.payload, d.decision_id, d.propensity, unit)
         carrier = Response()
-        if new_unit:
-            carrier.set_cookie(self.unit_cookie, unit, **self._cookie)  # type: ignore[arg-type]
-        carrier.set_cookie(self.decision_cookie, d.decision_id, **self._cookie)  # type: ignore[arg-type]
+        cookies = [(self.unit_cookie, unit)] if new_unit else []
+        cookies.append((self.decision_cookie, d.decision_id))
+        for name, value in cookies:
+            carrier.set_cookie(
+                name,
+                value,
+                max_age=self.cookie_max_age,
+                path=self.cookie_path,
+                domain=self.cookie_domain,
+                secure=self.cookie_secure,
+                httponly=True,
+                samesite=self.cookie_samesite,
+            )
         headers = [
             *((k, v) for k, v in carrier.raw_headers if k == b"set-cookie"),
             (self.decision_header.lower().encode("latin-1"), d.decision_id.encode("latin-1")),
@@ -236,7 +243,9 @@ class Bandit:
                 return None
             raise
 
-    def rewarder(self, value: float = 1.0) -> Any:
+    def rewarder(
+        self, value: float = 1.0
+    ) -> Callable[[Request], Awaitable[wire.RewardAnswer | None]]:
         """A FastAPI dependency that rewards the request's decision with ``value``:
         ``answer: Annotated[RewardAnswer | None, Depends(bandit.rewarder(1.0))]``."""
 
