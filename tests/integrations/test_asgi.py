@@ -127,6 +127,24 @@ async def test_a_header_names_the_unit(bandits: AsyncBandits, exp_id: str) -> No
         assert UNIT_COOKIE in c.cookies
 
 
+async def test_a_long_unit_id_stays_sticky_within_the_limit(
+    bandits: AsyncBandits, exp_id: str
+) -> None:
+    bandit = Bandit(bandits, spec(exp_id), unit_header="X-User-Id")
+    app = make_app(bandit)
+    long_user = "u" * 5000
+    seen = set()
+    for _ in range(4):
+        async with client(app) as c:
+            r = await c.get("/", headers={"X-User-Id": long_user})
+            assert r.status_code == 200
+            seen.add(r.json()["arm"])
+    assert len(seen) == 1
+    async with client(app) as c:
+        c.cookies.set(UNIT_COOKIE, "c" * 5000)
+        assert (await c.get("/")).status_code == 200
+
+
 async def test_rewards_go_to_the_right_decision_once(bandits: AsyncBandits, exp_id: str) -> None:
     bandit = Bandit(bandits, spec(exp_id))
     app = make_app(bandit)

@@ -57,6 +57,7 @@ A runnable example (``uvicorn app:app``)::
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -75,6 +76,9 @@ from octobandit.integrations.backend import Bandits
 SCOPE_KEY = "octobandit.headers"
 
 UNIT_COOKIE = "octobandit_unit"
+#: a longer unit id (header or cookie) is replaced by its SHA-256, so that it stays sticky
+#: within the engine's limit on unit ids (256 characters)
+MAX_UNIT_CHARS = 128
 DECISION_HEADER = "X-Octobandit-Decision"
 
 
@@ -165,11 +169,13 @@ class Bandit:
 
     def unit_of(self, request: Request) -> str | None:
         """The request's unit: its ``unit_header``, else its unit cookie (``None``: new)."""
+        unit = None
         if self.unit_header is not None:
-            unit = request.headers.get(self.unit_header)
-            if unit:
-                return unit
-        return request.cookies.get(self.unit_cookie) or None
+            unit = request.headers.get(self.unit_header) or None
+        unit = unit or request.cookies.get(self.unit_cookie) or None
+        if unit is not None and len(unit) > MAX_UNIT_CHARS:  # still sticky, within the limit
+            unit = "sha256:" + hashlib.sha256(unit.encode("utf-8", "surrogatepass")).hexdigest()
+        return unit
 
     async def assign(
         self, request: Request, response: Response | None = None, *, context: Any = None
