@@ -332,3 +332,46 @@ def test_a_bad_parameter_stops_the_microservice_at_start(seldon: Path, tmp_path:
     with pytest.raises(RuntimeError, match="n_branches is required"):
         m.start()
     m.stop()
+
+
+# -- the router's parameters, in this process (no seldon-core: its RouterError) ---------
+
+
+def test_parameters_make_the_experiment(tmp_path: Path) -> None:
+    from octobandit.integrations.seldon import Router, RouterError
+
+    db = str(tmp_path / "p.db")
+    r = Router(n_branches=2, policy="thompson", url=db, experiment="t")
+    r2 = Router(n_branches="2", policy='{"type": "ucb1"}', url=db, experiment="u")
+    r3 = Router(n_branches=2, url=db, experiment="e", verbose=True, history=True)
+    with reader(db) as bandits:
+        assert bandits.get_experiment("t").policy["type"] == "thompson"
+        assert bandits.get_experiment("u").policy["type"] == "ucb1"
+        assert bandits.get_experiment("e").policy == {
+            "type": "epsilon_greedy",
+            "epsilon": 0.1,  # Seldon's router's default
+            "initial_value": 0.0,
+        }
+    # the graph got a third child: a third arm; the plain send_feedback is arm-level
+    r4 = Router(n_branches=3, url=db, experiment="e")
+    r4.send_feedback([[0, 0], [1, 1]], ["a", "b"], 0.5, None, routing=2)
+    with reader(db) as bandits:
+        assert [a.id for a in bandits.get_experiment("e").arms] == ["0", "1", "2"]
+        assert arms(bandits, "e")["2"] == (2.0, 1.0)
+    for router in (r, r2, r3, r4):
+        router.close()
+
+    bad: list[dict[str, Any]] = [
+        {},  # no n_branches
+        {"n_branches": 0},
+        {"n_branches": 2, "epsilon": "x"},
+        {"n_branches": 2, "policy": "thompson", "epsilon": 0.2},
+        {"n_branches": 2, "policy": "{not json"},
+        {"n_branches": 2, "policy": "no-such-policy"},
+        {"n_branches": 2, "colour": "red"},
+        {"n_branches": 2, "experiment": "e"},  # e has an enabled arm "2": not a branch
+    ]
+    for parameters in bad:
+        with pytest.raises(RouterError) as info:
+            Router(url=db, **{"experiment": "x", **parameters})
+        assert info.value.to_dict()["status"]["reason"] == "MICROSERVICE_BAD_PARAMETER"
