@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 
 from octobandit import wire
-from octobandit.integrations.backend import Bandits, EmbeddedBandits
+from octobandit.integrations.backend import Bandits, EmbeddedBandits, create_options
 
 T = TypeVar("T")
 
@@ -145,16 +145,7 @@ class AsyncRemoteBandits:
         except NotFoundError:
             pass
         with contextlib.suppress(ConflictError):  # another process created it meanwhile
-            await self.client.create_experiment(
-                experiment_id,
-                policy=spec.get("policy"),
-                arms=spec.get("arms"),
-                name=spec.get("name"),
-                reward=spec.get("reward"),
-                context=spec.get("context"),
-                stopping=spec.get("stopping"),
-                snapshot_interval=spec.get("snapshot_interval"),
-            )
+            await self.client.create_experiment(experiment_id, **create_options(spec))
 
     async def get_experiment(self, experiment_id: str) -> wire.Experiment:
         return await self.client.get_experiment(experiment_id)

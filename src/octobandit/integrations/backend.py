@@ -65,6 +65,15 @@ def connect(url: str | None = None, *, api_key: str | None = None, **options: An
     return EmbeddedBandits(url or "octobandit.db", **options)
 
 
+#: the fields of an experiment spec the SDK's ``create_experiment`` takes as keywords
+CREATE_FIELDS = ("policy", "arms", "name", "reward", "context", "stopping", "snapshot_interval")
+
+
+def create_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An experiment spec (``id`` aside) as the SDK's ``create_experiment`` keywords."""
+    return {name: spec.get(name) for name in CREATE_FIELDS}
+
+
 class RemoteBandits:
     """:class:`Bandits` over an octobandit service (the HTTP API, through the SDK)."""
 
@@ -83,16 +92,7 @@ class RemoteBandits:
         except NotFoundError:
             pass
         with contextlib.suppress(ConflictError):  # another process created it meanwhile
-            self.client.create_experiment(
-                experiment_id,
-                policy=spec.get("policy"),
-                arms=spec.get("arms"),
-                name=spec.get("name"),
-                reward=spec.get("reward"),
-                context=spec.get("context"),
-                stopping=spec.get("stopping"),
-                snapshot_interval=spec.get("snapshot_interval"),
-            )
+            self.client.create_experiment(experiment_id, **create_options(spec))
 
     def get_experiment(self, experiment_id: str) -> wire.Experiment:
         return self.client.get_experiment(experiment_id)
