@@ -424,3 +424,32 @@ def test_counted_means_match_the_closed_form_under_exponential_delays(
         assert abs(stats[arm]["reward_sum"] / n - q) <= 4.5 * math.sqrt(q * (1 - q) / n)
         r = p * (1 - kept)
         assert abs(late[arm] / n - r) <= 4.5 * math.sqrt(r * (1 - r) / n)
+
+
+def test_a_tick_with_nothing_due_writes_nothing(
+    store_opener: Callable[[str], Callable[[], Storage]], postgres_url: str
+) -> None:
+    """Ticks while every window is still open take no write transaction (on PostgreSQL a
+    write bumps the store's version, which makes every replica re-read its cache)."""
+    import psycopg
+
+    clock = Clock()
+    engine = Engine(store_opener("postgresql")(), seed=1, clock=clock)
+    windowed(engine)
+    engine.decide("w", n=5)
+
+    def version() -> int:
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SELECT version FROM octobandit_store").fetchone()
+            assert row is not None
+            return int(row[0])
+
+    before = version()
+    for _ in range(3):
+        clock.t += WINDOW / 4
+        engine.tick()
+    assert version() == before
+    clock.t += WINDOW
+    engine.tick()
+    assert version() == before + 1  # one settlement transaction
+    assert engine.stats("w")["pending_decisions"] == 0

@@ -38,7 +38,7 @@ class SettlementMixin(EngineBase):
         """
         now = self._clock() if now is None else now
         done = 0
-        for experiment_id in self.storage.windowed_experiments():
+        for experiment_id in self.storage.due_for_settlement(now):
             for _ in range(self.settle_chunks):
                 try:
                     count, more = self._settle_chunk(experiment_id, now)

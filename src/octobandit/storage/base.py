@@ -157,8 +157,9 @@ class Experiments(Protocol):
 
     def list_experiments(self) -> list[ExperimentRecord]: ...
 
-    def windowed_experiments(self) -> list[str]:
-        """Ids of the experiments with an attribution window (cheap: no arms read)."""
+    def due_for_settlement(self, now: float) -> list[str]:
+        """Ids of the experiments with an attribution window whose oldest unsettled
+        decision's window has closed by ``now`` (a read: no write lock, no arms read)."""
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any], ts: float) -> None:
         """Change ``name``, ``status``, ``policy``, ``options``, ``conclusion`` or

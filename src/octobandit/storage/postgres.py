@@ -839,11 +839,16 @@ class PostgresStorage:
         with self._read() as conn:
             return _records(conn, "", ())
 
-    def windowed_experiments(self) -> list[str]:
+    def due_for_settlement(self, now: float) -> list[str]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id FROM experiments"
-                " WHERE options::jsonb -> 'reward' ? 'attribution_window' ORDER BY id"
+                "SELECT id FROM experiments e"
+                " WHERE options::jsonb -> 'reward' ? 'attribution_window'"
+                " AND (SELECT d.ts FROM events d WHERE d.experiment_id = e.id"
+                "   AND d.seq > e.settled_seq AND d.kind = 'decision' ORDER BY d.seq LIMIT 1)"
+                " + (options::jsonb -> 'reward' ->> 'attribution_window')::float8 < %s"
+                " ORDER BY id",
+                (now,),
             ).fetchall()
         return [r[0] for r in rows]
 

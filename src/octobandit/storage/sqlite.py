@@ -811,13 +811,18 @@ class SQLiteStorage:
             ]
             return [rec for rec in map(self._load, ids) if rec is not None]
 
-    def windowed_experiments(self) -> list[str]:
+    def due_for_settlement(self, now: float) -> list[str]:
         with self._lock:
             return [
                 r[0]
                 for r in self._db.execute(
-                    "SELECT id FROM experiments WHERE options LIKE '%\"attribution_window\"%'"
-                    " ORDER BY id"
+                    "SELECT id FROM experiments e"
+                    " WHERE options LIKE '%\"attribution_window\"%'"
+                    " AND (SELECT d.ts FROM events d WHERE d.experiment_id = e.id"
+                    "   AND d.seq > e.settled_seq AND d.kind = 'decision' ORDER BY d.seq LIMIT 1)"
+                    " + json_extract(e.options, '$.reward.attribution_window') < ?"
+                    " ORDER BY id",
+                    (now,),
                 )
             ]
 
