@@ -248,3 +248,17 @@ def test_a_flask_mab_json_file_seeds_a_new_experiment(tmp_path: Path) -> None:
     assert bandit["a"] == {"id": "a", "value": "A", "pulls": 10, "reward": 3.0}
     assert (tmp_path / "old.octobandit.db").exists()
     assert json.loads((tmp_path / "old.json").read_text()) == legacy  # never rewritten
+
+
+def test_flask_mab_cookies_and_forged_decisions_do_not_break_pages(tmp_path: Path) -> None:
+    app = make_app(tmp_path, MAB_COOKIE_SECURE=False)
+    client = app.test_client()
+    client.set_cookie("MAB", '{"btn": ["a", true]}')  # Flask-MAB's open assignment
+    page = client.get("/show")
+    assert page.headers["X-MAB-Debug"].startswith("STORE")  # a new, logged decision
+    assert isinstance(assignment(client)["btn"][1], str)
+    client.set_cookie("MAB", '{"btn": ["a", "not-a-decision"]}')
+    assert client.get("/click").status_code == 200  # refused by the engine, logged
+    assert assignment(client)["btn"] == ["a", False]
+    client.set_cookie("MAB", "not json")
+    assert client.get("/show").headers["X-MAB-Debug"].startswith("STORE")

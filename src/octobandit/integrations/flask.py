@@ -140,7 +140,14 @@ class Octobandit:
             except ValueError:
                 data = {}
             for exp, entry in data.items() if isinstance(data, dict) else ():
-                if isinstance(entry, list) and len(entry) == 4:
+                if (
+                    isinstance(entry, list)
+                    and len(entry) == 4
+                    and isinstance(entry[0], str)
+                    and isinstance(entry[1], str)
+                    and isinstance(entry[2], int | float)
+                    and isinstance(entry[3], bool)
+                ):
                     cookie[str(exp)] = entry
             req = g._octobandit = _Request(cookie)
         return req

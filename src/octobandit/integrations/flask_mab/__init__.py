@@ -165,7 +165,8 @@ def suggest_arm_for(key: str) -> tuple[str, Any]:
         raise MABConfigException(f"Bandit {key} not found")
     state = _state()
     entry = state.cookie.get(key)
-    if entry is not None and entry[1] is not True and entry[0] in bandit._values:
+    sticky = entry is not None and (entry[1] is not True or bandit._binding is None)
+    if entry is not None and sticky and entry[0] in bandit._values:
         return entry[0], bandit._values[entry[0]]
     # a new user, an arm no longer in code, or Flask-MAB's open assignment (no decision)
     arm = bandit.suggest_arm()

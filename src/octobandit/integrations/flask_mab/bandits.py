@@ -295,7 +295,12 @@ class Bandit:
             payload = _payload(value)
             arm = stored.get(key)
             if arm is None:
-                b.backend.add_arm(b.experiment_id, {"id": key, "payload": payload})
+                try:
+                    b.backend.add_arm(b.experiment_id, {"id": key, "payload": payload})
+                except Exception as exc:
+                    if "Conflict" not in type(exc).__name__:
+                        raise
+                    # another worker added it meanwhile: its payload is the code's too
             elif arm.deleted:
                 raise MABConfigException(
                     f"arm {key!r} of {b.experiment_id!r} was deleted in octobandit: "
