@@ -18,6 +18,7 @@ Falls back to a Python http.client loop when wrk is not installed.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -109,7 +110,10 @@ def run(rounds: int, seconds: float, *, connections: int = 8) -> dict[str, Any]:
         rates = [o["requests_per_s"] for o in outs]
         summary[name] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
     with_b, without = summary["with_bandit"]["median"], summary["without_bandit"]["median"]
-    decided = _decisions(work)
+    try:
+        decided = _decisions(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "rounds": rounds,
         "seconds": seconds,
