@@ -30,6 +30,7 @@ The policies, and their octobandit equivalents:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import math
@@ -38,6 +39,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from octobandit import errors
 
 if TYPE_CHECKING:
     from octobandit.integrations.backend import Bandits
@@ -266,7 +269,7 @@ class Bandit:
             existed = True
             try:
                 b.backend.get_experiment(b.experiment_id)
-            except Exception:
+            except errors.NotFound:
                 existed = False
             b.backend.ensure_experiment(spec)
             stored = b.backend.get_experiment(b.experiment_id)
@@ -277,14 +280,10 @@ class Bandit:
                 self._sync_arms(b)
             elif b.legacy:
                 self._import_legacy(b)
-        except MABConfigException:
-            raise
-        except Exception as exc:
-            if type(exc).__name__ in ("InvalidInput", "UnprocessableError", "Conflict"):
-                raise MABConfigException(
-                    f"bandit {b.experiment_id!r} cannot be an octobandit experiment: {exc}"
-                ) from exc
-            raise
+        except (errors.InvalidInput, errors.BadRequest, errors.Conflict) as exc:
+            raise MABConfigException(
+                f"bandit {b.experiment_id!r} cannot be an octobandit experiment: {exc}"
+            ) from exc
 
     def _sync_arms(self, b: _Binding) -> None:
         """Arms in code are the truth: add the missing, update values, disable the others."""
@@ -295,12 +294,9 @@ class Bandit:
             payload = _payload(value)
             arm = stored.get(key)
             if arm is None:
-                try:
+                # another worker may have added it meanwhile (with the same payload)
+                with contextlib.suppress(errors.Conflict):
                     b.backend.add_arm(b.experiment_id, {"id": key, "payload": payload})
-                except Exception as exc:
-                    if "Conflict" not in type(exc).__name__:
-                        raise
-                    # another worker added it meanwhile: its payload is the code's too
             elif arm.deleted:
                 raise MABConfigException(
                     f"arm {key!r} of {b.experiment_id!r} was deleted in octobandit: "
