@@ -41,16 +41,17 @@ THANKS = """<!DOCTYPE html>
 """
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The example app (``config`` overrides the defaults: an SQLite file beside this
-    module, a one-hour attribution window)."""
+def create_app(config: Mapping[str, Any] | None = None, *, colour_epsilon: float = 0.9) -> Flask:
+    """The example app (``config`` overrides the defaults: an SQLite file in the working
+    directory, a one-hour attribution window). The colour bandit explores
+    ``colour_epsilon`` of the traffic: 0.9 in Flask-MAB's example app, 0.2 in its guide."""
     app = Flask(__name__)
     app.config["MAB_STORAGE_ENGINE"] = "JSONBanditStorage"
     app.config["MAB_STORAGE_OPTS"] = ("./bandit_storage.json",)
     app.config["MAB_COOKIE_SECURE"] = False  # the demo runs on plain http
     app.config.update(config or {})
 
-    colour_bandit = EpsilonGreedyBandit(0.9)
+    colour_bandit = EpsilonGreedyBandit(colour_epsilon)
     for arm_id, colour in COLOURS.items():
         colour_bandit.add_arm(arm_id, colour)
     text_bandit = ThompsonBandit()

@@ -54,12 +54,15 @@ def assignment(client: Any) -> dict[str, list[Any]]:
 
 def test_the_example_app_converges_and_its_stats_match_exactly(tmp_path: Path) -> None:
     """The seed's scenario: users see a button; only clicks are reported (``/btnclick``).
-    Each user clicks with probability CTR(colour) + CTR(text)."""
+    Each user clicks with probability CTR(colour) + CTR(text). The colour bandit explores
+    20% of the traffic, as in Flask-MAB's guide (its example app's 90% would leave the
+    best colour 40% of the traffic against 30%: too close to test on 350 users)."""
     colour_ctr = {"green": 0.30, "red": 0.05, "blue": 0.05}
     text_ctr = {"neutral": 0.30, "formal": 0.05, "casual": 0.05}
     opts = {"filepath": str(tmp_path / "bandits.json"), "tick_seconds": 0.05, "seed": 3}
     app = example_module().create_app(
-        {"MAB_STORAGE_OPTS": opts, "MAB_ATTRIBUTION_WINDOW": 0.3, "TESTING": True}
+        {"MAB_STORAGE_OPTS": opts, "MAB_ATTRIBUTION_WINDOW": 0.3, "TESTING": True},
+        colour_epsilon=0.2,
     )
     rng = random.Random(11)
     shown: dict[str, Counter[str]] = {"color_btn": Counter(), "txt_btn": Counter()}
@@ -96,9 +99,8 @@ def test_the_example_app_converges_and_its_stats_match_exactly(tmp_path: Path) -
             assert arm.reward_sum == clicks[name][arm_id]
             assert mab.bandits[name][arm_id]["pulls"] == shown[name][arm_id]
             assert mab.bandits[name][arm_id]["reward"] == clicks[name][arm_id]
-    # the best arms take most of the traffic once learnt (ε = 0.9 explores 90% of it)
-    assert late["color_btn"].most_common(1)[0][0] == "green"
-    assert late["txt_btn"].most_common(1)[0][0] == "neutral"
+    # the best arms take most of the traffic once learnt
+    assert late["color_btn"]["green"] > 0.6 * sum(late["color_btn"].values())
     assert late["txt_btn"]["neutral"] > 0.6 * sum(late["txt_btn"].values())
     assert not (tmp_path / "bandits.json").exists()  # the JSON file is never written
 
