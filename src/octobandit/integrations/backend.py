@@ -37,6 +37,12 @@ class Bandits(Protocol):
 
     def add_arm(self, experiment_id: str, spec: Mapping[str, Any]) -> None: ...
 
+    def update_arm(self, experiment_id: str, arm_id: str, changes: Mapping[str, Any]) -> None:
+        """Change an arm's ``enabled`` and/or ``payload``."""
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> None:
+        """Change an experiment's ``policy`` (merged as ``PATCH`` does), ``status``, ..."""
+
     def decide(
         self, experiment_id: str, *, unit_id: str | None = None, context: Any = None
     ) -> wire.Decision: ...
@@ -100,6 +106,12 @@ class RemoteBandits:
     def add_arm(self, experiment_id: str, spec: Mapping[str, Any]) -> None:
         rest = {k: v for k, v in spec.items() if k != "id"}
         self.client.add_arm(experiment_id, str(spec["id"]), **rest)
+
+    def update_arm(self, experiment_id: str, arm_id: str, changes: Mapping[str, Any]) -> None:
+        self.client.update_arm(experiment_id, arm_id, **changes)
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> None:
+        self.client.update_experiment(experiment_id, **changes)
 
     def decide(
         self, experiment_id: str, *, unit_id: str | None = None, context: Any = None
@@ -187,6 +199,14 @@ class EmbeddedBandits:
     def add_arm(self, experiment_id: str, spec: Mapping[str, Any]) -> None:
         with self._lock:
             self.engine.add_arm(experiment_id, spec)
+
+    def update_arm(self, experiment_id: str, arm_id: str, changes: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.engine.update_arm(experiment_id, arm_id, changes)
+
+    def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.engine.update_experiment(experiment_id, changes)
 
     def decide(
         self, experiment_id: str, *, unit_id: str | None = None, context: Any = None
