@@ -1,6 +1,6 @@
 """Delayed conversions: regret and bias of the mean estimates under attribution windows.
 
-Run from the repository root (about 3 minutes on 2 cores with the defaults; the figure
+Run from the repository root (about 2 minutes on 2 cores with the defaults; the figure
 needs matplotlib):
 
     .venv/bin/python bench/delays.py [--replications 500] [--horizon 50000]
@@ -30,7 +30,8 @@ replications); the counted, pending and late decisions; and, where there is a cl
 form, the expected estimate for an arm played at a constant rate (see ``expected`` in
 the JSON).
 
-Writes ``bench/results/delays.json`` and ``docs/img/delays_regret.png``.
+Writes ``bench/results/delays.json`` and ``docs/img/delays_regret.png`` (mean regret and
+best-arm share with 95% confidence bands of the mean; dotted: 2.5%–97.5% of single runs).
 """
 
 from __future__ import annotations
@@ -218,8 +219,8 @@ def main() -> None:
                 list(runs.values()),
                 IMAGE,
                 title=(
-                    f"Thompson, 10 arms 0.10…0.01, conversions Exp({args.delay_mean:g}) late: "
-                    f"mean regret, 95% bands, dotted 2.5–97.5% of runs (R = {args.replications})"
+                    f"Thompson, 10 arms 0.10…0.01, conversions Exp({args.delay_mean:g}) late, "
+                    f"R = {args.replications}"
                 ),
                 spread=True,
             )
