@@ -341,8 +341,8 @@ def simulate(
     (:mod:`~octobandit.simulation.delays`; no delay: ``D = 0``), and the policy sees
     what is counted at the end of a step from the next step on:
 
-    * ``"window"`` (with ``window=W`` steps, ``W >= 1``, and ``default``, 0 by
-      default) mirrors the service's attribution windows: a conversion with
+    * ``"window"`` (with ``window=W`` steps, ``W >= 1``, and ``default`` in [0, 1],
+      0 by default) mirrors the service's attribution windows: a conversion with
       ``D < W`` is counted when it arrives (``n += 1, s += 1``); a decision without
       one is counted once, at the end of step ``t + W - 1`` when its window closes
       (visible from step ``t + W``), with the ``default`` reward
@@ -456,8 +456,8 @@ def _feedback(
         return {"mode": feedback}
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError("feedback='window' needs window, a positive integer (steps)")
-    if isinstance(default, bool) or not math.isfinite(float(default)):
-        raise ValueError("default must be a finite number")
+    if isinstance(default, bool) or not 0.0 <= float(default) <= 1.0:
+        raise ValueError("default must lie in [0, 1] (binary rewards, as in the service)")
     return {"mode": "window", "window": window, "default": float(default)}
 
 
