@@ -220,6 +220,23 @@ def simulate(
     plot: bool = typer.Option(
         True, help="Write the PNG plot (needs matplotlib: pip install 'octobandit[plot]')."
     ),
+    feedback: str = typer.Option(
+        "immediate",
+        help="When rewards are counted: immediate; window (attribution window of --window "
+        "steps, a decision without a conversion in it counted as 0 when it closes); "
+        "failure_until_reward (every decision counted as 0 at once, its conversion added "
+        "when it arrives); positives_only (only conversions counted). The delayed modes need "
+        "a binary environment and a stateless policy; see docs/delayed-feedback.md.",
+    ),
+    window: int | None = typer.Option(
+        None, min=1, help="--feedback window: the attribution window, in steps (decisions)."
+    ),
+    delay_mean: float | None = typer.Option(
+        None,
+        help="Conversions (rewards of 1) arrive exponentially distributed steps after their "
+        "decision, with this mean (binary environments; used by the delayed --feedback "
+        "modes, ignored by immediate). Default: no delay.",
+    ),
 ) -> None:
     """Simulate policies on a synthetic environment: regret and best-arm share with 95% bands."""
     import csv
@@ -239,6 +256,28 @@ def simulate(
         environment = _environment(env, means, arms, best, gap, change_points, sd, dim, seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    from octobandit.simulation import FEEDBACK
+
+    if feedback not in FEEDBACK:
+        raise typer.BadParameter(f"one of {', '.join(FEEDBACK)}", param_hint="--feedback")
+    if (feedback == "window") != (window is not None):
+        raise typer.BadParameter(
+            "give --window with --feedback window, and only then", param_hint="--window"
+        )
+    if delay_mean is not None:
+        import dataclasses
+
+        from octobandit.simulation import Exponential
+
+        if environment.reward != "binary":
+            raise typer.BadParameter(
+                f"{env} has continuous rewards: delays are for binary environments",
+                param_hint="--delay-mean",
+            )
+        try:
+            environment = dataclasses.replace(environment, delay=Exponential(delay_mean))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--delay-mean") from None
     specs = []
     for text in policy:
         try:
@@ -274,7 +313,15 @@ def simulate(
 
             try:
                 result = run(
-                    spec, environment, horizon, replications, seed, progress=advance, label=label
+                    spec,
+                    environment,
+                    horizon,
+                    replications,
+                    seed,
+                    progress=advance,
+                    label=label,
+                    feedback=feedback,
+                    window=window,
                 )
             except (OctobanditError, ValueError) as exc:
                 raise typer.BadParameter(str(exc), param_hint="--policy") from None

@@ -146,3 +146,38 @@ def test_without_matplotlib_the_png_is_skipped_and_not_claimed(tmp_path: Path) -
     assert ".png" not in proc.stdout
     assert f"wrote {stem}.csv, {stem}.json" in proc.stdout
     assert "skipped the PNG plot" in proc.stderr and "octobandit[plot]" in proc.stderr
+
+
+def test_delayed_feedback_options_reach_the_simulation(tmp_path: Path) -> None:
+    """--delay-mean, --feedback and --window are in the JSON, and the counts obey the
+    window: counted + pending = chosen = horizon per replication."""
+    stem = tmp_path / "window"
+    r = simulate(
+        "--delay-mean", "20", "--feedback", "window", "--window", "10",
+        "--out", str(stem), "--no-plot",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (out,) = json.loads(Path(f"{stem}.json").read_text())
+    assert out["environment"]["delay"] == {"type": "exponential", "mean": 20.0}
+    assert out["feedback"] == {"mode": "window", "window": 10, "default": 0.0}
+    assert sum(out["mean_counted"]) + sum(out["mean_pending"]) == pytest.approx(50)
+    assert sum(out["mean_pulls"]) == pytest.approx(50)
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--feedback", "later"], "--feedback"),
+        (["--feedback", "window"], "--window"),
+        (["--window", "5"], "--window"),
+        (["--env", "gaussian", "--delay-mean", "5"], "--delay-mean"),
+        (["--delay-mean", "0"], "--delay-mean"),
+        (["-p", "exp3", "--feedback", "positives_only"], "stateless"),
+    ],
+)
+def test_bad_delayed_feedback_options_are_refused(
+    tmp_path: Path, args: list[str], hint: str
+) -> None:
+    r = simulate(*args, "--out", str(tmp_path / "x"), "--no-plot")
+    assert r.exit_code == 2 and hint in r.output
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,13 @@ Contextual environments also draw a context vector per replication and step
 regret is measured against the best arm *for that context*. Non-contextual
 policies never see the context.
 
+The binary environments (:class:`Bernoulli`, :class:`PiecewiseBernoulli`,
+:class:`LogisticContextual`) take an optional ``delay``
+(:mod:`~octobandit.simulation.delays`): how many steps after its decision a
+conversion (a reward of 1) is reported. It only matters to the simulator's delayed
+feedback modes (``simulate(..., feedback="window")`` and others); it is part of
+:meth:`Environment.describe` when given.
+
 >>> import numpy as np
 >>> env = PiecewiseBernoulli([[0.9, 0.1], [0.1, 0.9]], change_points=[100])
 >>> env.expected_rewards(99, None).tolist(), env.expected_rewards(100, None).tolist()
@@ -31,6 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from octobandit.policies.base import FloatArray, IntArray
+from octobandit.simulation.delays import Delay
 
 __all__ = [
     "Bernoulli",
@@ -58,6 +66,17 @@ def _vector(
     return v
 
 
+def _check_delay(delay: object) -> None:
+    if delay is not None and not isinstance(delay, Delay):
+        raise ValueError("delay must be a Delay (e.g. Exponential(1000)) or None")
+
+
+def _with_delay(out: dict[str, Any], delay: Delay | None) -> dict[str, Any]:
+    if delay is not None:
+        out["delay"] = delay.describe()
+    return out
+
+
 class Environment(ABC):
     """A K-armed environment; see the module docstring for the protocol."""
 
@@ -65,6 +84,8 @@ class Environment(ABC):
     reward: ClassVar[str] = "binary"
     #: Length of the context vector (0: not contextual).
     context_dim: int = 0
+    #: Delay of the conversions (binary environments; None: none).
+    delay: Delay | None = None
 
     @property
     @abstractmethod
@@ -94,22 +115,30 @@ class Environment(ABC):
 
 @dataclass(frozen=True, eq=False)
 class Bernoulli(Environment):
-    """Stationary Bernoulli arms: arm ``i`` pays 1 with probability ``means[i]``.
+    """Stationary Bernoulli arms: arm ``i`` pays 1 with probability ``means[i]``;
+    ``delay``: how late a 1 (a conversion) is reported, in steps.
 
     >>> Bernoulli([0.5, 0.4]).k
     2
+    >>> from octobandit.simulation.delays import Exponential
+    >>> Bernoulli([0.1, 0.05], delay=Exponential(1000)).describe()
+    {'type': 'bernoulli', 'means': [0.1, 0.05], 'delay': {'type': 'exponential', 'mean': 1000.0}}
     """
 
     means: Sequence[float] | FloatArray
+    delay: Delay | None = None
     reward: ClassVar[str] = "binary"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "means", _vector(self.means, "means", low=0.0, high=1.0))
+        _check_delay(self.delay)
 
     @classmethod
-    def with_gap(cls, k: int, best: float = 0.5, gap: float = 0.1) -> Bernoulli:
+    def with_gap(
+        cls, k: int, best: float = 0.5, gap: float = 0.1, *, delay: Delay | None = None
+    ) -> Bernoulli:
         """``k`` arms: arm 0 has mean ``best``, the others ``best - gap``."""
-        return cls([best] + [best - gap] * (k - 1))
+        return cls([best] + [best - gap] * (k - 1), delay=delay)
 
     @property
     def k(self) -> int:
@@ -122,7 +151,9 @@ class Bernoulli(Environment):
         return (rng.random(means.shape) < means).astype(np.float64)
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "bernoulli", "means": np.asarray(self.means).tolist()}
+        return _with_delay(
+            {"type": "bernoulli", "means": np.asarray(self.means).tolist()}, self.delay
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +208,7 @@ class PiecewiseBernoulli(Environment):
 
     segments: Sequence[Sequence[float]] | FloatArray
     change_points: Sequence[int] = field(default_factory=tuple)
+    delay: Delay | None = None
     reward: ClassVar[str] = "binary"
 
     def __post_init__(self) -> None:
@@ -190,6 +222,7 @@ class PiecewiseBernoulli(Environment):
             raise ValueError("give one change point fewer than segments")
         if any(c <= 0 for c in cps) or any(b <= a for a, b in pairwise(cps)):
             raise ValueError("change points must be positive and strictly increasing")
+        _check_delay(self.delay)
         seg.setflags(write=False)
         object.__setattr__(self, "segments", seg)
         object.__setattr__(self, "change_points", cps)
@@ -209,11 +242,12 @@ class PiecewiseBernoulli(Environment):
         return (rng.random(means.shape) < means).astype(np.float64)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "type": "piecewise_bernoulli",
             "segments": np.asarray(self.segments).tolist(),
             "change_points": list(self.change_points),
         }
+        return _with_delay(out, self.delay)
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,7 +324,12 @@ class LogisticContextual(_Contextual):
     [[0.8808, 0.1192]]
     """
 
+    delay: Delay | None = None
     reward: ClassVar[str] = "binary"
+
+    def __post_init__(self) -> None:
+        _Contextual.__post_init__(self)
+        _check_delay(self.delay)
 
     def expected_rewards(self, t: int, contexts: FloatArray | None) -> FloatArray:
         return np.asarray(special.expit(self.linear(contexts)), dtype=np.float64)
@@ -299,8 +338,9 @@ class LogisticContextual(_Contextual):
         return (rng.random(means.shape) < means).astype(np.float64)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "type": "logistic_contextual",
             "theta": np.asarray(self.theta).tolist(),
             "intercept": self.intercept,
         }
+        return _with_delay(out, self.delay)

@@ -13,6 +13,17 @@ adds them to the statistics, all vectorised over replications.
 (200, (200, 50))
 >>> bool(0 < res.regret_mean[-1] < 200 * 0.1)
 True
+
+Delayed feedback (see :func:`simulate`): conversions reported ``Exponential(50)`` steps
+late, counted within an attribution window of 100 steps, failures by default.
+
+>>> from octobandit.simulation.delays import Exponential
+>>> env = Bernoulli([0.5, 0.4], delay=Exponential(50))
+>>> res = simulate(ThompsonSampling(), env, 1000, 20, seed=1, feedback="window", window=100)
+>>> res.feedback
+{'mode': 'window', 'window': 100, 'default': 0.0}
+>>> bool((res.stats.n + res.pending == res.pulls).all())  # each decision counted at most once
+True
 """
 
 from __future__ import annotations
@@ -39,10 +50,14 @@ from octobandit.policies.base import (
     Policy,
     sample_categorical,
 )
+from octobandit.simulation.delays import Delay
 from octobandit.simulation.environments import Environment
 
 #: Two-sided normal quantile of the 95% bands.
 Z95 = 1.959963984540054
+
+#: The feedback modes of :func:`simulate`.
+FEEDBACK = ("immediate", "window", "failure_until_reward", "positives_only")
 
 Progress = Callable[[int, int], None]
 
@@ -78,7 +93,15 @@ class SimulationResult:
     ``r``'s cumulative pseudo-regret after ``steps[j]`` steps;
     ``best_arm[j, r]`` its share of optimal choices among the steps since the
     previous record. ``stats`` holds each replication's final statistics (shape
-    ``(R, K)``); ``pulls`` is its ``n``, how often each replication chose each arm.
+    ``(R, K)``); ``pulls`` is how often each replication chose each arm (its ``n``
+    with immediate feedback).
+
+    With delayed feedback (``feedback`` is then the mode and its settings, None
+    for immediate feedback), ``stats`` holds what was *counted* by the horizon,
+    ``chosen`` the choices, ``pending`` the decisions whose attribution window was
+    still open at the horizon (never counted yet; window mode, else zeros) and
+    ``late`` the conversions that arrived by the horizon after their window had
+    closed (dropped; window mode, else zeros), all ``(R, K)``.
 
     The 95% bands are confidence intervals of the mean over replications,
     ``mean ± 1.96 · sd / sqrt(R)``; ``regret_quantiles`` gives the spread of
@@ -97,11 +120,21 @@ class SimulationResult:
     stats: ArmStats
     elapsed_s: float
     label: str = field(default="")
+    feedback: dict[str, Any] | None = None
+    chosen: FloatArray | None = None
+    pending: FloatArray | None = None
+    late: FloatArray | None = None
 
     # -- summaries -------------------------------------------------------------
     @property
     def pulls(self) -> FloatArray:
-        return self.stats.n
+        return self.stats.n if self.chosen is None else self.chosen
+
+    @property
+    def estimates(self) -> FloatArray:
+        """Each replication's mean estimate per arm at the horizon, ``s / n`` (``(R, K)``,
+        NaN where nothing was counted)."""
+        return np.asarray(self.stats.means(np.nan), dtype=np.float64)
 
     @staticmethod
     def _se(x: FloatArray) -> FloatArray:
@@ -212,6 +245,19 @@ class SimulationResult:
             "final_regret": self.final_regret,
             "mean_pulls": pulls.tolist(),
             "series": self.series(),
+        } | self._feedback_dict()
+
+    def _feedback_dict(self) -> dict[str, Any]:
+        if self.feedback is None:
+            return {}
+        zeros = np.zeros_like(self.stats.n)
+        pending = zeros if self.pending is None else self.pending
+        late = zeros if self.late is None else self.late
+        return {
+            "feedback": self.feedback,
+            "mean_counted": self.stats.n.mean(axis=0).tolist(),
+            "mean_pending": pending.mean(axis=0).tolist(),
+            "mean_late": late.mean(axis=0).tolist(),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -249,6 +295,9 @@ def simulate(
     progress: Progress | None = None,
     label: str | None = None,
     workers: int = 1,
+    feedback: str = "immediate",
+    window: int | None = None,
+    default: float = 0.0,
 ) -> SimulationResult:
     """Run ``replications`` independent copies of ``policy`` on ``env`` for ``horizon`` steps.
 
@@ -280,6 +329,36 @@ def simulate(
     machine with that many cores the run takes about ``1 / workers`` of the time.
     The result depends on ``seed`` and ``workers``; ``progress`` then follows
     the first worker.
+
+    **Delayed feedback.** ``feedback`` says when the statistics the policy sees
+    count a decision; the regret is the pseudo-regret of the choices in every mode.
+    ``"immediate"`` (the default) counts every reward at the end of its step, as
+    above, and ignores the environment's delay. The other modes are for binary
+    environments ("conversions": a reward of 1 is a positive outcome, 0 none) and
+    stateless policies (a stateful or contextual policy raises ValueError). A
+    conversion of the decision made at step ``t`` arrives at the end of step
+    ``t + D``, ``D`` drawn from the environment's ``delay``
+    (:mod:`~octobandit.simulation.delays`; no delay: ``D = 0``), and the policy sees
+    what is counted at the end of a step from the next step on:
+
+    * ``"window"`` (with ``window=W`` steps, ``W >= 1``, and ``default`` in [0, 1],
+      0 by default) mirrors the service's attribution windows: a conversion with
+      ``D < W`` is counted when it arrives (``n += 1, s += 1``); a decision without
+      one is counted once, at the end of step ``t + W - 1`` when its window closes
+      (visible from step ``t + W``), with the ``default`` reward
+      (``n += 1, s += default``); a conversion with ``D >= W`` is late and dropped.
+      A decision whose window is open is pending: not counted at all. ``W = 1``
+      with no delay is immediate feedback.
+    * ``"failure_until_reward"``: every decision is counted at once as a failure
+      (``n += 1, s += 0``); its conversion, whenever it arrives, adds ``s += 1``.
+    * ``"positives_only"``: only conversions are reported, counted when they arrive
+      (``n += 1, s += 1``); decisions without one are never counted, so every
+      counted mean is 1.
+
+    Conversions due after the horizon are dropped. The delayed modes keep the
+    choices (``chosen``), the decisions still pending at the horizon (``pending``)
+    and the late conversions (``late``) in the result; memory grows with ``W · R``
+    (the open windows) and the conversions in flight, not with the horizon.
     """
     if isinstance(policy, Mapping):
         policy = make_policy(policy, env.reward)
@@ -296,6 +375,7 @@ def simulate(
         raise ValueError(
             f"{policy.type} is a contextual policy: simulate it on a contextual environment"
         )
+    mode = _feedback(feedback, window, default, policy, env)
     every = max(1, math.ceil(horizon / 1000)) if record_every is None else int(record_every)
     if every < 1:
         raise ValueError("record_every must be a positive integer")
@@ -310,18 +390,27 @@ def simulate(
     name = policy.type if label is None else label
     root = np.random.SeedSequence(seed)
     if workers == 1:
-        return _run(policy, env, horizon, replications, root, steps, every, progress, seed, name)
+        return _run(
+            policy, env, horizon, replications, root, steps, every, progress, seed, name, mode
+        )
     sizes = [len(part) for part in np.array_split(np.arange(replications), workers)]
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(_run, policy, env, horizon, size, child, steps, every, None, seed, name)
+            pool.submit(
+                _run, policy, env, horizon, size, child, steps, every, None, seed, name, mode
+            )
             for size, child in zip(sizes, root.spawn(workers), strict=True)
         ]
         parts = [f.result() for f in futures]
     if progress is not None:
         progress(horizon, horizon)
     first = parts[0]
+
+    def joined(name: str) -> FloatArray | None:
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
     return SimulationResult(
         policy=first.policy,
         environment=first.environment,
@@ -337,7 +426,159 @@ def simulate(
         ),
         elapsed_s=time.perf_counter() - started,
         label=name,
+        feedback=first.feedback,
+        chosen=joined("chosen"),
+        pending=joined("pending"),
+        late=joined("late"),
     )
+
+
+def _feedback(
+    feedback: str, window: int | None, default: float, policy: Policy, env: Environment
+) -> dict[str, Any] | None:
+    """The checked feedback settings (None: immediate feedback)."""
+    if feedback not in FEEDBACK:
+        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
+    if feedback != "window" and (window is not None or default != 0.0):
+        raise ValueError("window and default are only for feedback='window'")
+    if feedback == "immediate":
+        return None
+    if env.reward != "binary":
+        raise ValueError(
+            f"{type(env).__name__} has continuous rewards: delayed feedback "
+            "(conversions) needs a binary environment"
+        )
+    if policy.stateful:
+        raise ValueError(
+            f"{policy.type} is stateful: delayed feedback supports stateless policies only"
+        )
+    if feedback != "window":
+        return {"mode": feedback}
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError("feedback='window' needs window, a positive integer (steps)")
+    if isinstance(default, bool) or not 0.0 <= float(default) <= 1.0:
+        raise ValueError("default must lie in [0, 1] (binary rewards, as in the service)")
+    return {"mode": "window", "window": window, "default": float(default)}
+
+
+class _Calendar:
+    """Conversions due per step and flat (replication, arm) index.
+
+    The next ``2 · block`` steps are kept as dense rows of counts (a ring indexed by
+    step modulo ``2 · block``), later ones as lists of (step, index) that move into
+    the ring every ``block`` steps: memory grows with the conversions in flight,
+    not with the horizon.
+    """
+
+    def __init__(self, size: int, block: int = 256) -> None:
+        self.block = block
+        self.near = np.zeros((2 * block, size))
+        self.base = 0  # the ring holds steps base .. base + 2·block - 1
+        self.far_steps: list[IntArray] = []
+        self.far_flat: list[IntArray] = []
+
+    def add(self, steps: IntArray, flat: IntArray) -> None:
+        """One conversion per entry, at step ``steps[i]`` (>= the current step)."""
+        near = steps < self.base + 2 * self.block
+        if near.all():
+            np.add.at(self.near, (steps % (2 * self.block), flat), 1.0)
+            return
+        np.add.at(self.near, (steps[near] % (2 * self.block), flat[near]), 1.0)
+        self.far_steps.append(steps[~near])
+        self.far_flat.append(flat[~near])
+
+    def take(self, t: int) -> FloatArray:
+        """The counts due at step ``t`` (steps are taken in order, each once)."""
+        row = self.near[t % (2 * self.block)]
+        out: FloatArray = row.copy()
+        row[:] = 0.0
+        if t + 1 == self.base + self.block:  # the first half is done: move on a block
+            self.base += self.block
+            if self.far_steps:
+                steps = np.concatenate(self.far_steps)
+                flat = np.concatenate(self.far_flat)
+                due = steps < self.base + 2 * self.block
+                np.add.at(self.near, (steps[due] % (2 * self.block), flat[due]), 1.0)
+                self.far_steps, self.far_flat = [steps[~due]], [flat[~due]]
+        return out
+
+
+class _Delayed:
+    """The statistics' updates of the delayed feedback modes (see :func:`simulate`)."""
+
+    def __init__(
+        self,
+        mode: dict[str, Any],
+        delay: Delay | None,
+        r: int,
+        k: int,
+        horizon: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.mode = mode["mode"]
+        self.delay, self.horizon, self.rng = delay, horizon, rng
+        self.calendar = _Calendar(r * k)
+        self.chosen = np.zeros(r * k)
+        self.late = np.zeros(r * k)
+        self.w = int(mode.get("window", 0))
+        self.default = float(mode.get("default", 0.0))
+        if self.mode == "window":
+            # per open decision: its flat index and its conversion's arrival step
+            # (-1 if none within the window: counted with the default when it closes)
+            self.ring_flat = np.zeros((self.w, r), dtype=np.intp)
+            self.ring_at = np.zeros((self.w, r), dtype=np.int64)
+
+    def step(
+        self, t: int, flat: IntArray, rewards: FloatArray, n: FloatArray, s: FloatArray,
+        ss: FloatArray,
+    ) -> None:  # fmt: skip
+        """Step ``t``'s decisions (one per replication) and the updates due at its end."""
+        self.chosen[flat] += 1.0
+        pos = np.flatnonzero(rewards > 0)
+        d = (
+            np.zeros(pos.size, dtype=np.intp)
+            if self.delay is None
+            else self.delay.sample(self.rng, pos.size)
+        )
+        arrive = t + d
+        if self.mode == "window":
+            inside = d < self.w
+            slot = t % self.w
+            self.ring_flat[slot] = flat
+            at = np.full(flat.shape, -1, dtype=np.int64)
+            at[pos[inside]] = arrive[inside]
+            self.ring_at[slot] = at
+            late = ~inside & (arrive < self.horizon)
+            self.late[flat[pos[late]]] += 1.0
+            keep = inside & (arrive < self.horizon)
+        else:
+            keep = arrive < self.horizon
+        if keep.any():
+            self.calendar.add(arrive[keep], flat[pos[keep]])
+        if self.mode == "failure_until_reward":
+            n[flat] += 1.0
+        counts = self.calendar.take(t)
+        s += counts
+        ss += counts
+        if self.mode != "failure_until_reward":
+            n += counts
+        if self.mode == "window" and t >= self.w - 1:  # decision t - W + 1's window closes
+            slot = (t - self.w + 1) % self.w
+            closing = self.ring_flat[slot][self.ring_at[slot] < 0]
+            n[closing] += 1.0
+            s[closing] += self.default
+            ss[closing] += self.default * self.default
+
+    def pending(self, r: int, k: int) -> FloatArray:
+        """Decisions whose window is still open at the horizon, never counted: ``(R, K)``."""
+        out: FloatArray = np.zeros(r * k)
+        if self.mode == "window":
+            h = self.horizon
+            for u in range(max(0, h - self.w + 1), h):  # the windows still open
+                slot = u % self.w
+                at = self.ring_at[slot]
+                np.add.at(out, self.ring_flat[slot][(at < 0) | (at >= h)], 1.0)
+        return out.reshape(r, k)
 
 
 def _run(
@@ -351,10 +592,16 @@ def _run(
     progress: Progress | None,
     seed: int | None,
     label: str,
+    mode: dict[str, Any] | None = None,
 ) -> SimulationResult:
     """One process's share of :func:`simulate` (``replications`` of them)."""
     r, k = replications, env.k
     policy_rng, env_rng = (np.random.default_rng(s) for s in seeds.spawn(2))
+    delayed = (
+        None
+        if mode is None
+        else _Delayed(mode, env.delay, r, k, horizon, np.random.default_rng(seeds.spawn(1)[0]))
+    )
     stats = ArmStats.zeros(k, (r,))
     n_flat, s_flat, ss_flat = stats.n.reshape(-1), stats.s.reshape(-1), stats.ss.reshape(-1)
     offsets = np.arange(r, dtype=np.intp) * k
@@ -405,9 +652,12 @@ def _run(
             cum += step_regret
             hits += step_regret == 0
         rewards = env.rewards(arms, chosen, env_rng)
-        n_flat[flat] += 1.0
-        s_flat[flat] += rewards
-        ss_flat[flat] += rewards * rewards
+        if delayed is not None:
+            delayed.step(t, flat, rewards, n_flat, s_flat, ss_flat)
+        else:
+            n_flat[flat] += 1.0
+            s_flat[flat] += rewards
+            ss_flat[flat] += rewards * rewards
         if stateful:
             policy.update_state(
                 state,
@@ -441,4 +691,8 @@ def _run(
         stats=stats,
         elapsed_s=elapsed,
         label=label,
+        feedback=mode,
+        chosen=None if delayed is None else delayed.chosen.reshape(r, k),
+        pending=None if delayed is None else delayed.pending(r, k),
+        late=None if delayed is None else delayed.late.reshape(r, k),
     )
