@@ -169,6 +169,9 @@ class ArmStats(msgspec.Struct):
     #: decisions whose attribution window is open and that have no outcome yet
     #: (``None``: the experiment has no attribution window)
     pending: int | None = None
+    #: the rewards those pending decisions have received so far, counted when their
+    #: windows close (``None``: no attribution window)
+    pending_reward_sum: float | None = None
 
 
 class RewardGain(msgspec.Struct):

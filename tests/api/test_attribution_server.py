@@ -92,8 +92,9 @@ def test_windows_over_http(server_factory: Any, tmp_path: Path) -> None:
     converted = {d["decision_id"] for d in decisions[::4]}
     assert reward(server.url, sorted(converted)) == {"accepted": 75, "duplicates": 0, "late": 0}
     stats = httpx.get(server.url + "/v1/experiments/w/stats").json()
-    assert stats["pending_decisions"] == 225
-    assert sum(a["pending"] for a in stats["arms"]) == 225
+    assert stats["pending_decisions"] == 300  # rewarded or not: counted at the close
+    assert sum(a["pending"] for a in stats["arms"]) == 300
+    assert sum(a["rewards"] for a in stats["arms"]) == 0
     stats = wait_settled(server.url)
     check_stats(stats, decisions, converted)
     late = reward(server.url, [decisions[1]["decision_id"]])

@@ -122,18 +122,28 @@ def test_positives_only_with_a_window_counts_every_decision_once(
     assert engine.stats("w") == stats
 
 
-def test_pending_decisions_are_not_failures(engine: Engine, clock: Clock) -> None:
-    """While windows are open, the policy's statistics count only the outcomes so far."""
+def test_pending_decisions_count_neither_way(engine: Engine, clock: Clock) -> None:
+    """While windows are open, nothing of them is counted: not their failures, and not
+    their successes either (counting successes on arrival and failures at the close
+    would inflate the arms being played); everything is counted at the close."""
     windowed(engine)
     ids = [engine.decide("w")["decision_id"] for _ in range(50)]
-    engine.reward("w", [RewardItem(1.0, decision_id=ids[0])])
+    assert engine.reward("w", [RewardItem(1.0, decision_id=ids[0])]).accepted == 1
     clock.t += WINDOW / 2
     engine.tick()
     stats = engine.stats("w")
-    assert sum(a["rewards"] for a in stats["arms"]) == 1
-    assert stats["pending_decisions"] == 49
+    assert sum(a["rewards"] for a in stats["arms"]) == 0
+    assert stats["pending_decisions"] == 50
+    # what the pending decisions have received so far, shown apart
+    assert sum(a["pending_reward_sum"] for a in stats["arms"]) == 1.0
     live = engine._live["w"]
-    assert live.n.sum() == 1 and live.s.sum() == 1
+    assert live.n.sum() == 0 and live.s.sum() == 0
+    clock.t += WINDOW
+    engine.tick()
+    assert live.n.sum() == 50 and live.s.sum() == 1
+    stats = engine.stats("w")
+    assert stats["pending_decisions"] == 0
+    assert sum(a["pending_reward_sum"] for a in stats["arms"]) == 0.0
 
 
 def test_late_rewards_are_refused_and_counted(engine: Engine, clock: Clock) -> None:
@@ -148,11 +158,16 @@ def test_late_rewards_are_refused_and_counted(engine: Engine, clock: Clock) -> N
     again = engine.reward("w", [RewardItem(1.0, decision_id=second)])
     assert (again.accepted, again.duplicates, again.late) == (0, 1, 0)
     clock.t += 1
-    engine.tick()  # the first decision gets its default 0
+    engine.tick()  # the first decision gets its default 0; the second is pending
     result = engine.reward("w", [RewardItem(1.0, decision_id=first)])
     assert (result.accepted, result.late) == (0, 1)
     kinds = Counter(e.kind for e in engine.storage.events("w"))
-    assert kinds == {"decision": 2, "reward": 1, "default": 1, "late": 2}
+    assert kinds == {"decision": 2, "part": 1, "default": 1, "late": 2}
+    assert sum(a["rewards"] for a in engine.stats("w")["arms"]) == 1
+    clock.t += WINDOW
+    engine.tick()  # the second decision's window closes: its reward is its outcome
+    kinds = Counter(e.kind for e in engine.storage.events("w"))
+    assert kinds == {"decision": 2, "part": 1, "reward": 1, "default": 1, "late": 2}
     stats = engine.stats("w")
     assert sum(a["rewards"] for a in stats["arms"]) == 2
     assert sum(a["reward_sum"] for a in stats["arms"]) == 1.0

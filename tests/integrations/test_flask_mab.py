@@ -146,7 +146,9 @@ def test_one_reward_per_assignment_and_rewards_are_not_forced_to_one(tmp_path: P
     client.get("/click")
     client.get("/click")
     stats = {a.arm_id: a for a in app.extensions["mab"].bandit_storage.backend.stats("btn").arms}
-    assert stats[arm_id].reward_sum == 0.5 and stats[arm_id].decisions == 1
+    # received, counted when the window closes
+    assert stats[arm_id].pending_reward_sum == 0.5 and stats[arm_id].decisions == 1
+    assert app.extensions["mab"].bandits["btn"][arm_id]["reward"] == 0.5
     assert assignment(client)["btn"] == [arm_id, False]
 
 

@@ -285,8 +285,9 @@ async def test_start_prompts_and_a_press_rewards_that_prompt_once(running: Runni
 
     stats = await bandits.stats(running.experiment_id)
     by_arm = {a.arm_id: a for a in stats.arms}
-    assert by_arm[sent_arm].decisions == 1 and by_arm[sent_arm].reward_sum == 1
-    assert stats.total_decisions == 1 and stats.total_reward == 1
+    # received, counted when the prompt's attribution window closes
+    assert by_arm[sent_arm].decisions == 1 and by_arm[sent_arm].pending_reward_sum == 1
+    assert stats.total_decisions == 1 and stats.pending_decisions == 1
 
     forged = await fake.answer_of(fake.press(7, message, "r|1|" + "0" * 32))
     assert forged["text"] == "This prompt is not known (any more)."

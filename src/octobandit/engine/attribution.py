@@ -2,14 +2,18 @@
 
 An experiment created with ``reward.attribution_window`` (seconds) gives each
 decision that long to be rewarded. While its window is open the decision is
-*pending*: neither the policy nor the conclusions count it. When the window
-closes without a reward, the service's tick logs a ``default`` event for it
-(``reward.default``, 0 unless set) and counts it like a reward. A reward that
-comes after the window closed is answered as ``late`` and not counted.
+*pending*: neither the policy nor the conclusions count it, as a success or as a
+failure. Rewards inside the window are logged as ``part`` events. When the window
+closes, the service's tick counts the decision's outcome, once: its first reward
+(``aggregation: first``) or the sum of its rewards (``sum``), logged as a ``reward``
+event with ``{"parts": m}``, or, when none came, the default (``reward.default``, 0
+unless set) as a ``default`` event. A reward after the window closed is answered
+as ``late`` and never counted.
 
-With ``reward.aggregation: sum`` every reward inside the window is logged as a
-``part`` and the decision's outcome, counted when the window closes, is their
-sum (a ``reward`` event with ``{"parts": m}``), or the default if none came.
+Counting every outcome at the close keeps the estimates free of a feedback loop:
+counting successes on arrival but failures only at the close would make the arms
+being played look better than they are (their pending decisions would add
+successes and no failures). See docs/rewards.md and docs/delayed-feedback.md.
 
 The tick's settlement is in :mod:`octobandit.engine.settlement`.
 

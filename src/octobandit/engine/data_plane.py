@@ -448,7 +448,9 @@ class DataPlaneMixin(EngineBase):
         for experiment_id, ops in checked.items():
             live = self._live[experiment_id]
             wanted = [it.decision_id for _, op in ops for it in op.items if it.decision_id]
-            found = tx.find_decisions(experiment_id, wanted) if wanted else {}
+            rule = live.attribution
+            first = rule is not None and rule.aggregation == "first"
+            found = tx.find_decisions(experiment_id, wanted, parts=first) if wanted else {}
             rewarded = {d for d, ref in found.items() if ref.rewarded}
             settled = tx.settled_through(experiment_id) if live.attribution is not None else 0
             for i, op in ops:
@@ -470,9 +472,10 @@ class DataPlaneMixin(EngineBase):
         settled: int = 0,
     ) -> RewardResult:
         """One reward request. With an attribution window (``settled``: the experiment's
-        watermark), a reward for a decision whose window closed is logged as ``late``
-        and not counted; with ``aggregation: sum`` one inside the window is logged as a
-        ``part``, counted when the window closes (see :mod:`.settlement`)."""
+        watermark), a reward inside the decision's window is logged as a ``part`` and
+        counted when the window closes (see :mod:`.settlement`): the first part, or
+        with ``aggregation: sum`` their total. One after the window closed is logged
+        as ``late`` and never counted."""
         rule = live.attribution
         arms: list[int] = []
         for n, item in enumerate(op.items):  # resolve everything before changing anything
@@ -517,13 +520,13 @@ class DataPlaneMixin(EngineBase):
                 assert ref.seq is not None and ref.ts is not None
                 if ref.seq <= settled or ts >= ref.ts + rule.window:
                     kind = "late"  # after the window (settled or not): never counted
-                elif rule.aggregation == "sum":
-                    kind = "part"
-                elif item.decision_id in rewarded:
-                    continue  # a duplicate
+                elif rule.aggregation == "first" and item.decision_id in rewarded:
+                    continue  # a duplicate: the first reward is the outcome
+                else:
+                    kind = "part"  # counted when the window closes
             elif item.decision_id is not None and item.decision_id in rewarded:
                 continue
-            if kind == "reward" and item.decision_id is not None:
+            if kind != "late" and item.decision_id is not None:
                 rewarded.add(item.decision_id)
             events.append(
                 RewardEvent(ts, op.experiment_id, live.arm_ids[j], r, c, item.decision_id, kind)

@@ -18,9 +18,11 @@ class ReportingMixin(EngineBase):
     def stats(self, experiment_id: str) -> dict[str, Any]:
         """Per arm: decisions, rewards, mean and interval, and, with an attribution
         window, the decisions still pending (every decision gets one outcome, so
-        pending = decisions - outcomes counted)."""
+        pending = decisions - outcomes counted) and the rewards they have received so
+        far (counted when their windows close)."""
         record = self._record(experiment_id)
         windowed = Attribution.of(record) is not None
+        received = self.storage.pending_rewards(experiment_id) if windowed else {}
         arms = []
         for a in record.arms:
             mean = a.reward_sum / a.rewards if a.rewards > 0 else None
@@ -38,6 +40,7 @@ class ReportingMixin(EngineBase):
                     "mean_reward": mean,
                     "ci95": list(ci) if ci is not None else None,
                     "pending": max(0, a.decisions - round(a.rewards)) if windowed else None,
+                    "pending_reward_sum": received.get(a.arm_id, 0.0) if windowed else None,
                 }
             )
         return {

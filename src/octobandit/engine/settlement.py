@@ -74,7 +74,7 @@ class SettlementMixin(EngineBase):
                     j = live.index.get(row.ref.arm_id)
                     if row.rewarded or j is None:
                         continue
-                    if rule.aggregation == "sum" and row.parts:
+                    if row.parts:  # first: its one part; sum: their total
                         r, kind, data = row.part_sum, "reward", {"parts": row.parts}
                     else:
                         r, kind, data = rule.default, "default", None

@@ -72,9 +72,10 @@ class EventLogTx(Protocol):
     def append_decisions(self, events: Sequence[DecisionEvent]) -> None: ...
 
     def find_decisions(
-        self, experiment_id: str, decision_ids: Sequence[str]
+        self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:
-        """Map each known decision id of the experiment to its :class:`DecisionRef`."""
+        """Map each known decision id of the experiment to its :class:`DecisionRef`
+        (``rewarded``: it has an outcome, or with ``parts`` also a ``part``)."""
 
     def append_rewards(self, events: Sequence[RewardEvent]) -> None:
         """Append reward-side events, each of its ``kind`` (see ``OUTCOME_KINDS``)."""
@@ -187,6 +188,11 @@ class Experiments(Protocol):
 
 class EventLog(Protocol):
     """Reading the event log back."""
+
+    def pending_rewards(self, experiment_id: str) -> dict[str, float]:
+        """Per arm, the sum of the rewards (``part`` events) received so far for the
+        decisions whose attribution window is not settled yet (read from the log: its
+        cost grows with the traffic of one window)."""
 
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         """The event log in commit order."""

@@ -499,15 +499,24 @@ class PostgresBatch:
         )
 
     def find_decisions(
-        self, experiment_id: str, decision_ids: Sequence[str]
+        self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:
         found: dict[str, DecisionRef] = {}
         rewarded: set[str] = set()
+        ids = list(dict.fromkeys(decision_ids))
+        if parts:
+            rewarded.update(
+                r[0]
+                for r in self._execute(
+                    "SELECT decision_id FROM events WHERE decision_id = ANY(%s) AND kind = 'part'",
+                    (ids,),
+                )
+            )
         rows = self._execute(
             "SELECT decision_id, kind, arm_id, propensity, context, data, ts, seq FROM events"
             " WHERE decision_id = ANY(%s) AND kind IN ('decision', 'reward', 'default')"
             " AND experiment_id = %s",
-            (list(dict.fromkeys(decision_ids)), experiment_id),
+            (ids, experiment_id),
         )
         for decision_id, kind, arm_id, propensity, context, data, ts, seq in rows:
             if kind == "decision":
@@ -838,6 +847,19 @@ class PostgresStorage:
     def list_experiments(self) -> list[ExperimentRecord]:
         with self._read() as conn:
             return _records(conn, "", ())
+
+    def pending_rewards(self, experiment_id: str) -> dict[str, float]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "WITH w AS (SELECT settled_seq AS s FROM experiments WHERE id = %s)"
+                " SELECT p.arm_id, sum(p.reward) FROM events p, w"
+                " WHERE p.experiment_id = %s AND p.seq > w.s AND p.kind = 'part'"
+                " AND (SELECT d.seq FROM events d WHERE d.decision_id = p.decision_id"
+                "   AND d.kind IN ('decision', 'reward', 'default') AND d.kind = 'decision')"
+                " > w.s GROUP BY p.arm_id",
+                (experiment_id, experiment_id),
+            ).fetchall()
+        return {arm: float(total) for arm, total in rows}
 
     def due_for_settlement(self, now: float) -> list[str]:
         with self._read() as conn:

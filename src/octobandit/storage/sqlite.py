@@ -388,7 +388,7 @@ class SQLiteBatch:
         )
 
     def find_decisions(
-        self, experiment_id: str, decision_ids: Sequence[str]
+        self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:
         found: dict[str, DecisionRef] = {}
         rewarded: set[str] = set()
@@ -412,6 +412,15 @@ class SQLiteBatch:
                     )
                 else:
                     rewarded.add(decision_id)
+            if parts:
+                rewarded.update(
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT decision_id FROM events WHERE decision_id IN ({marks})"
+                        " AND kind = 'part'",
+                        chunk,
+                    )
+                )
         for d in rewarded & found.keys():
             found[d] = found[d]._replace(rewarded=True)
         return found
@@ -810,6 +819,21 @@ class SQLiteStorage:
                 r[0] for r in self._db.execute("SELECT id FROM experiments ORDER BY created_at, id")
             ]
             return [rec for rec in map(self._load, ids) if rec is not None]
+
+    def pending_rewards(self, experiment_id: str) -> dict[str, float]:
+        with self._lock:
+            return {
+                arm: float(total)
+                for arm, total in self._db.execute(
+                    "WITH w AS (SELECT settled_seq AS s FROM experiments WHERE id = ?)"
+                    " SELECT p.arm_id, total(p.reward) FROM events p, w"
+                    " WHERE p.experiment_id = ? AND p.seq > w.s AND p.kind = 'part'"
+                    " AND (SELECT d.seq FROM events d WHERE d.decision_id = p.decision_id"
+                    f"   AND d.{_ONCE} AND d.kind = 'decision') > w.s"
+                    " GROUP BY p.arm_id",
+                    (experiment_id, experiment_id),
+                )
+            }
 
     def due_for_settlement(self, now: float) -> list[str]:
         with self._lock:

@@ -4,7 +4,9 @@ A bandit made in code is a list of arms (``add_arm(arm_id, value)``) and a polic
 ``app.add_bandit(name, bandit)`` binds it to the experiment ``name`` in the app's
 octobandit store (see :mod:`.storage`): from then on ``suggest_arm`` is a logged
 decision of that experiment, a reward goes to that decision, and ``bandit[arm_id]``
-reads the experiment's statistics. The arms in code are the truth: at binding, arms
+reads the experiment's statistics: ``pulls`` its decisions, ``reward`` every reward
+received (the policy counts an assignment's outcome when its attribution window
+closes). The arms in code are the truth: at binding, arms
 missing from the experiment are added, their payload (the value) is updated, and
 stored arms no longer in code are disabled (never deleted, so their history stays).
 
@@ -184,7 +186,9 @@ class Bandit:
         else:
             arm = {a.arm_id: a for a in b.backend.stats(b.experiment_id).arms}.get(key)
             pulls = arm.decisions if arm is not None else 0
-            reward = arm.reward_sum if arm is not None else 0.0
+            # Flask-MAB's reward: every reward received, those of assignments whose
+            # window is still open included (the policy counts them when it closes)
+            reward = (arm.reward_sum + (arm.pending_reward_sum or 0.0)) if arm is not None else 0.0
         return {"id": self._ids[key], "value": self._values[key], "pulls": pulls, "reward": reward}
 
     def __iter__(self) -> Iterator[str]:
