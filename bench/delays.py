@@ -5,7 +5,8 @@ needs matplotlib):
 
     .venv/bin/python bench/delays.py [--replications 500] [--horizon 50000]
                                      [--delay-mean 1000] [--windows 1000 5000 10000]
-                                     [--seed 2026] [--workers 2] [--no-plot]
+                                     [--eager-window 5000] [--seed 2026] [--workers 2]
+                                     [--no-plot]
 
 Instance: 10 Bernoulli arms with conversion rates 0.10, 0.09, ..., 0.01 (the range of
 web conversion rates; the best arm is 0.01 above the second, so telling them apart takes
@@ -17,7 +18,12 @@ by :func:`octobandit.simulation.simulate` with the same seed for every strategy:
 
 * ``immediate``: no delay, every reward counted at once (the reference);
 * ``window W``: attribution window of W decisions, default reward 0 (the service's
-  ``reward.attribution_window`` and ``reward.default``), one run per ``--windows`` value;
+  ``reward.attribution_window`` and ``reward.default``), one run per ``--windows`` value:
+  every decision is counted once when its window closes, as a conversion if one arrived
+  inside it, else with the default; nothing is counted while the window is open;
+* ``window_immediate_successes``: for comparison only, the previous semantics
+  (``feedback="window_eager"``, window ``--eager-window``): conversions counted as they
+  arrive, decisions without one when their window closes; not what the service does;
 * ``failure_until_reward``: every decision counted as a failure at once, its conversion
   added when it arrives;
 * ``positives_only``: no window, only conversions counted.
@@ -90,6 +96,13 @@ def expected(
         }
     assert window is not None
     q = delay.within(window)  # closed decisions: converted within the window
+    if strategy == "window":
+        return {
+            "factor": q,
+            "estimate": (means * q).tolist(),
+            "note": "only closed decisions are counted, each a conversion with probability "
+            "P(D < W) = 1 - e^{-W/m}",
+        }
     closed = horizon - window + 1
     young = float(delay.arrived(np.arange(window - 1)).sum())  # E[young conversions] / μ
     est = means * (closed * q + young) / (closed + means * young)
@@ -144,6 +157,12 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=50_000)
     ap.add_argument("--delay-mean", type=float, default=1000.0)
     ap.add_argument("--windows", type=int, nargs="+", default=[1000, 5000, 10_000])
+    ap.add_argument(
+        "--eager-window",
+        type=int,
+        default=5000,
+        help="window of the window_immediate_successes comparison run (0: skip it)",
+    )
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--workers", type=int, default=2, help="processes per simulation")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
@@ -159,6 +178,17 @@ def main() -> None:
     strategies: list[tuple[str, Bernoulli, dict[str, Any]]] = [
         ("immediate", Bernoulli(MEANS), {}),
         *((f"window {w}", delayed, {"feedback": "window", "window": w}) for w in args.windows),
+        *(
+            [
+                (
+                    "window_immediate_successes",
+                    delayed,
+                    {"feedback": "window_eager", "window": args.eager_window},
+                )
+            ]
+            if args.eager_window > 0
+            else []
+        ),
         ("failure_until_reward", delayed, {"feedback": "failure_until_reward"}),
         ("positives_only", delayed, {"feedback": "positives_only"}),
     ]
@@ -178,6 +208,7 @@ def main() -> None:
             "horizon": args.horizon,
             "replications": args.replications,
             "windows": args.windows,
+            "eager_window": args.eager_window,
             "default_reward": 0.0,
             "seed": args.seed,
             "workers": args.workers,
@@ -207,7 +238,7 @@ def main() -> None:
         report["strategies"][label] = row
         r, b = row["regret"][str(args.horizon)], row["bias"]["best_arm_relative"]
         print(
-            f"{label:<22} regret(T) median {r['median']:8.1f} [{r['q025']:.1f}, {r['q975']:.1f}]"
+            f"{label:<27} regret(T) median {r['median']:8.1f} [{r['q025']:.1f}, {r['q975']:.1f}]"
             f"  best arm relative bias {b['median']:+.3f} [{b['q025']:+.3f}, {b['q975']:+.3f}]"
             f"  {res.elapsed_s:.0f} s",
             flush=True,

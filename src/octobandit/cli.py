@@ -223,13 +223,18 @@ def simulate(
     feedback: str = typer.Option(
         "immediate",
         help="When rewards are counted: immediate; window (attribution window of --window "
-        "steps, a decision without a conversion in it counted as 0 when it closes); "
-        "failure_until_reward (every decision counted as 0 at once, its conversion added "
-        "when it arrives); positives_only (only conversions counted). The delayed modes need "
-        "a binary environment and a stateless policy; see docs/delayed-feedback.md.",
+        "steps, as the service does: every decision counted once when its window closes, "
+        "as 1 if its conversion arrived inside it, else 0; nothing counted while it is "
+        "open); window_eager (for comparison, not what the service does: conversions "
+        "counted as they arrive, 0s when windows close); failure_until_reward (every "
+        "decision counted as 0 at once, its conversion added when it arrives); "
+        "positives_only (only conversions counted). The delayed modes need a binary "
+        "environment and a stateless policy; see docs/delayed-feedback.md.",
     ),
     window: int | None = typer.Option(
-        None, min=1, help="--feedback window: the attribution window, in steps (decisions)."
+        None,
+        min=1,
+        help="--feedback window or window_eager: the attribution window, in steps (decisions).",
     ),
     delay_mean: float | None = typer.Option(
         None,
@@ -256,13 +261,14 @@ def simulate(
         environment = _environment(env, means, arms, best, gap, change_points, sd, dim, seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    from octobandit.simulation import FEEDBACK
+    from octobandit.simulation import FEEDBACK, WINDOWED
 
     if feedback not in FEEDBACK:
         raise typer.BadParameter(f"one of {', '.join(FEEDBACK)}", param_hint="--feedback")
-    if (feedback == "window") != (window is not None):
+    if (feedback in WINDOWED) != (window is not None):
         raise typer.BadParameter(
-            "give --window with --feedback window, and only then", param_hint="--window"
+            "give --window with --feedback window or window_eager, and only then",
+            param_hint="--window",
         )
     if delay_mean is not None:
         import dataclasses

@@ -150,7 +150,8 @@ def test_without_matplotlib_the_png_is_skipped_and_not_claimed(tmp_path: Path) -
 
 def test_delayed_feedback_options_reach_the_simulation(tmp_path: Path) -> None:
     """--delay-mean, --feedback and --window are in the JSON, and the counts obey the
-    window: counted + pending = chosen = horizon per replication."""
+    window: counted + pending = chosen = horizon per replication, and every decision is
+    counted when its window closes (the last W - 1 = 9 are pending)."""
     stem = tmp_path / "window"
     r = simulate(
         "--delay-mean", "20", "--feedback", "window", "--window", "10",
@@ -161,6 +162,7 @@ def test_delayed_feedback_options_reach_the_simulation(tmp_path: Path) -> None:
     assert out["environment"]["delay"] == {"type": "exponential", "mean": 20.0}
     assert out["feedback"] == {"mode": "window", "window": 10, "default": 0.0}
     assert sum(out["mean_counted"]) + sum(out["mean_pending"]) == pytest.approx(50)
+    assert sum(out["mean_pending"]) == pytest.approx(9)
     assert sum(out["mean_pulls"]) == pytest.approx(50)
 
 
@@ -170,6 +172,7 @@ def test_delayed_feedback_options_reach_the_simulation(tmp_path: Path) -> None:
         (["--feedback", "later"], "--feedback"),
         (["--feedback", "window"], "--window"),
         (["--window", "5"], "--window"),
+        (["--feedback", "window_eager"], "--window"),
         (["--env", "gaussian", "--delay-mean", "5"], "--delay-mean"),
         (["--delay-mean", "0"], "--delay-mean"),
         (["-p", "exp3", "--feedback", "positives_only"], "stateless"),

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
 
 from octobandit.policies import EpsilonGreedy, Policy, ThompsonSampling, make_policy
+from octobandit.policies.base import ArmStats, FloatArray
 from octobandit.simulation import (
     Bernoulli,
     Gaussian,
@@ -40,6 +42,22 @@ def arrived(m: float, j: np.ndarray) -> np.ndarray:
 def close(observed: float, expected: float, variance: float, replications: int) -> bool:
     """Mean over replications within Z standard errors of its expectation."""
     return abs(observed - expected) <= Z * math.sqrt(variance / replications)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorder(Policy):
+    """Always chooses arm 0 and records the (n, s) it is shown at every step."""
+
+    type = "recorder"
+
+    reward: str = "binary"
+    seen: list[tuple[FloatArray, FloatArray]] = field(default_factory=list)
+
+    def probabilities(self, stats: ArmStats, enabled: Any = None) -> FloatArray:
+        self.seen.append((stats.n.copy(), stats.s.copy()))
+        p = np.zeros(stats.n.shape)
+        p[..., 0] = 1.0
+        return p
 
 
 # -- delays ------------------------------------------------------------------------
@@ -140,13 +158,52 @@ def test_a_one_step_window_without_delay_is_immediate_feedback(delay: Fixed | No
     assert (b.pending == 0).all() and (b.late == 0).all()
 
 
-def test_a_longer_window_without_delay_only_defers_the_failures() -> None:
-    """Same choices (uniform play, same seed): every positive is counted at once, as with
-    immediate feedback; a failure only when its window closes, so the decisions of the
-    last W - 1 steps without a positive are pending at the horizon."""
+def test_a_longer_window_without_delay_defers_every_outcome_to_its_close() -> None:
+    """Same choices (uniform play, same seed): every decision is counted when its window
+    closes, positive or not, so at the horizon exactly the decisions of the last W - 1
+    steps are pending, and the counted ones are immediate feedback's first H - W + 1."""
+    env, w, h = Bernoulli([0.6, 0.3, 0.1]), 50, 500
+    a = simulate(UNIFORM, env, h - w + 1, 100, seed=4)  # the same first H - W + 1 steps
+    b = simulate(UNIFORM, env, h, 100, seed=4, feedback="window", window=w)
+    full = simulate(UNIFORM, env, h, 100, seed=4)
+    assert np.array_equal(full.regret, b.regret)
+    assert b.pending is not None
+    assert (b.pending.sum(axis=1) == w - 1).all()
+    for f in ("n", "s", "ss"):
+        assert np.array_equal(getattr(b.stats, f), getattr(a.stats, f))
+    assert np.array_equal(b.stats.n + b.pending, full.stats.n)
+
+
+@pytest.mark.parametrize(
+    ("mode", "delay", "shown"),
+    [
+        # decision t is counted at the end of step t + W - 1: seen from step t + W
+        ("window", None, lambda u: max(0, u - 5 + 1)),
+        ("window", Fixed(2), lambda u: max(0, u - 5 + 1)),
+        # eager: a conversion at the end of step t + D, seen from step t + D + 1
+        ("window_eager", Fixed(2), lambda u: max(0, u - 2)),
+    ],
+)
+def test_what_the_policy_sees_at_each_step(
+    mode: str, delay: Fixed | None, shown: Callable[[int], int]
+) -> None:
+    """μ = 1, W = 5: the (n, s) the policy is shown at step u, exactly."""
+    policy = Recorder()
+    env = Bernoulli([1.0, 0.0], delay=delay)
+    simulate(policy, env, 20, 2, seed=0, feedback=mode, window=5)
+    assert len(policy.seen) == 20
+    for u, (n, s) in enumerate(policy.seen):
+        assert n[:, 0].tolist() == s[:, 0].tolist() == [shown(u)] * 2, u
+        assert (n[:, 1] == 0).all()
+
+
+def test_eager_window_without_delay_only_defers_the_failures() -> None:
+    """The comparison mode: every positive is counted at once, as with immediate
+    feedback; a failure only when its window closes, so the decisions of the last
+    W - 1 steps without a positive are pending at the horizon."""
     env, w = Bernoulli([0.6, 0.3, 0.1]), 50
     a = simulate(UNIFORM, env, 500, 100, seed=4)
-    b = simulate(UNIFORM, env, 500, 100, seed=4, feedback="window", window=w)
+    b = simulate(UNIFORM, env, 500, 100, seed=4, feedback="window_eager", window=w)
     assert np.array_equal(a.regret, b.regret)
     assert b.pending is not None
     assert np.array_equal(b.stats.s, a.stats.s)
@@ -173,14 +230,75 @@ def test_failure_until_reward_counts_every_decision_and_its_conversions_so_far()
 
 
 def test_window_counts_match_their_closed_forms() -> None:
-    """Window W, default 0, delays Exp(m), horizon H. Decisions t <= H - W are closed:
-    each counted once, with a conversion when D < W (probability q = 1 - e^{-W/m}).
-    The W - 1 younger ones are counted only if their conversion has arrived
-    (age j = H - 1 - t, probability P(D <= j)). Late: closed decisions whose conversion
-    arrived after the window, by the horizon."""
+    """Window W, default 0, delays Exp(m), horizon H. The H - W + 1 decisions t <= H - W
+    are closed: each counted once, as a conversion when D < W (probability
+    q = 1 - e^{-W/m}), else as a failure. The W - 1 younger ones are pending, whatever
+    has arrived. Late: closed decisions whose conversion arrived after the window, by
+    the horizon."""
     mu, m, w, h, r = [0.6, 0.3], 100.0, 150, 600, 500
     env = Bernoulli(mu, delay=Exponential(m))
     res = simulate(UNIFORM, env, h, r, seed=12, feedback="window", window=w)
+    assert res.pending is not None and res.late is not None
+    assert np.array_equal(res.stats.n + res.pending, res.pulls)
+    closed = h - w + 1
+    assert (res.stats.n.sum(axis=1) == closed).all()
+    assert (res.pending.sum(axis=1) == w - 1).all()
+    assert np.array_equal(res.stats.ss, res.stats.s)  # rewards of 0 and 1
+    q = 1 - math.exp(-w / m)
+    ages = np.arange(w, h)  # closed decisions of age j >= W
+    for a, mu_a in enumerate(mu):
+        p = mu_a / 2 * q
+        assert close(res.stats.s[:, a].mean(), closed * p, closed * p * (1 - p), r)
+        assert close(res.stats.n[:, a].mean(), closed / 2, closed / 4, r)
+        p_late = mu_a / 2 * (arrived(m, ages) - q)
+        assert close(res.late[:, a].mean(), p_late.sum(), (p_late * (1 - p_late)).sum(), r)
+
+
+@pytest.mark.parametrize("default", [0.0, 0.25])
+def test_window_estimates_are_unbiased_for_mu_times_p_on_time(default: float) -> None:
+    """Uniform play: given n, an arm's s counts n independent outcomes, each 1 with
+    probability p = μ q and the default otherwise (q = P(D < W)), so the pooled estimate
+    at the horizon lies within binomial bounds of μ q + (1 - μ q) · default."""
+    mu, m, w, h, r = [0.6, 0.3, 0.05], 100.0, 100, 1000, 400
+    env = Bernoulli(mu, delay=Exponential(m))
+    res = simulate(UNIFORM, env, h, r, seed=21, feedback="window", window=w, default=default)
+    q = Exponential(m).within(w)
+    for a, mu_a in enumerate(mu):
+        p = mu_a * q
+        n = res.stats.n[:, a].sum()
+        expected = p + (1 - p) * default
+        sd = (1 - default) * math.sqrt(p * (1 - p) / n)
+        assert abs(res.stats.s[:, a].sum() / n - expected) <= Z * sd
+
+
+def test_pending_conversions_are_not_counted() -> None:
+    """Same seed, uniform play: both window modes see the same choices and the same
+    delays. The eager mode has also counted, as successes, the conversions of open
+    windows that have already arrived; the service's mode has not: the difference is
+    exactly those (positive in most runs), in n and in s alike."""
+    env = Bernoulli([0.6, 0.3], delay=Exponential(20))
+    w, h, r = 100, 400, 200
+    new = simulate(UNIFORM, env, h, r, seed=5, feedback="window", window=w)
+    old = simulate(UNIFORM, env, h, r, seed=5, feedback="window_eager", window=w)
+    assert np.array_equal(new.pulls, old.pulls)
+    assert (new.stats.n.sum(axis=1) == h - w + 1).all()  # closed windows only
+    extra = old.stats.n - new.stats.n
+    assert np.array_equal(extra, old.stats.s - new.stats.s)  # successes only, no failures
+    assert (extra >= 0).all() and (extra.sum(axis=1) > 0).mean() > 0.9
+    # the young decisions converted by now: E = Σ_{j<W-1} (μ̄) P(D <= j), μ̄ = 0.45
+    young = 0.45 * arrived(20.0, np.arange(w - 1))
+    assert close(extra.sum(axis=1).mean(), young.sum(), (young * (1 - young)).sum(), r)
+
+
+def test_eager_window_counts_match_their_closed_forms() -> None:
+    """The comparison mode, window W, default 0, delays Exp(m), horizon H. Decisions
+    t <= H - W are closed: each counted once, with a conversion when D < W (probability
+    q = 1 - e^{-W/m}). The W - 1 younger ones are counted only if their conversion has
+    arrived (age j = H - 1 - t, probability P(D <= j)). Late: closed decisions whose
+    conversion arrived after the window, by the horizon."""
+    mu, m, w, h, r = [0.6, 0.3], 100.0, 150, 600, 500
+    env = Bernoulli(mu, delay=Exponential(m))
+    res = simulate(UNIFORM, env, h, r, seed=12, feedback="window_eager", window=w)
     assert res.pending is not None and res.late is not None
     # never counted twice, never lost: counted + pending = chosen, for every run and arm
     assert np.array_equal(res.stats.n + res.pending, res.pulls)
@@ -223,7 +341,12 @@ def test_fixed_delays_give_exact_counts(fixed_arm: Callable[..., Policy]) -> Non
     dense ring): the counts at H = 3000 are known exactly."""
     h, d = 3000, 700
     res = fixed_runs(fixed_arm, 1.0, d, feedback="window", window=1000)
-    # converted within the window: decisions t <= H - 1 - d are counted, the rest pending
+    # converted within the window, counted when it closes: decisions t <= H - W are
+    # counted, the W - 1 younger ones pending (even the 300 whose conversion arrived)
+    assert res.stats.n.tolist() == res.stats.s.tolist() == [[h - 1000 + 1]] * 3
+    assert res.pending.tolist() == [[1000 - 1]] * 3 and res.late.tolist() == [[0]] * 3
+    res = fixed_runs(fixed_arm, 1.0, d, feedback="window_eager", window=1000)
+    # eager: the conversions are counted as they arrive, decisions t <= H - 1 - d
     assert res.stats.n.tolist() == res.stats.s.tolist() == [[h - d]] * 3
     assert res.pending.tolist() == [[d]] * 3 and res.late.tolist() == [[0]] * 3
     res = fixed_runs(fixed_arm, 1.0, d, feedback="window", window=500, default=0.25)
@@ -232,6 +355,9 @@ def test_fixed_delays_give_exact_counts(fixed_arm: Callable[..., Policy]) -> Non
     assert res.stats.s.tolist() == [[(h - 500 + 1) * 0.25]] * 3
     assert res.stats.ss.tolist() == [[(h - 500 + 1) * 0.0625]] * 3
     assert res.pending.tolist() == [[500 - 1]] * 3 and res.late.tolist() == [[h - d]] * 3
+    res = fixed_runs(fixed_arm, 1.0, d, feedback="window_eager", window=500, default=0.25)
+    assert res.stats.n.tolist() == [[h - 500 + 1]] * 3
+    assert res.stats.s.tolist() == [[(h - 500 + 1) * 0.25]] * 3
     res = fixed_runs(fixed_arm, 1.0, d, feedback="failure_until_reward")
     assert res.stats.n.tolist() == [[h]] * 3 and res.stats.s.tolist() == [[h - d]] * 3
     res = fixed_runs(fixed_arm, 1.0, d, feedback="positives_only")
@@ -241,13 +367,14 @@ def test_fixed_delays_give_exact_counts(fixed_arm: Callable[..., Policy]) -> Non
     assert (res.regret == 0).all()  # one arm: the feedback never changes the regret
 
 
+@pytest.mark.parametrize("mode", ["window", "window_eager"])
 @pytest.mark.parametrize("d", [29, 30])
 def test_a_conversion_is_on_time_only_strictly_inside_the_window(
-    fixed_arm: Callable[..., Policy], d: int
+    fixed_arm: Callable[..., Policy], d: int, mode: str
 ) -> None:
     """W = 30: a delay of 29 steps is counted as a conversion, one of 30 is late."""
     env = Bernoulli([1.0], delay=Fixed(d))
-    res = simulate(fixed_arm(arm=0), env, 200, 2, seed=0, feedback="window", window=30)
+    res = simulate(fixed_arm(arm=0), env, 200, 2, seed=0, feedback=mode, window=30)
     assert res.late is not None
     if d < 30:
         assert (res.stats.s == res.stats.n).all() and (res.late == 0).all()
@@ -255,18 +382,17 @@ def test_a_conversion_is_on_time_only_strictly_inside_the_window(
         assert (res.stats.s == 0).all() and (res.late == 200 - d).all()
 
 
-def test_delayed_fields_survive_workers() -> None:
+@pytest.mark.parametrize("mode", ["window", "window_eager"])
+def test_delayed_fields_survive_workers(mode: str) -> None:
     env = Bernoulli([0.5, 0.2, 0.1], delay=Exponential(30))
-    res = simulate(
-        ThompsonSampling(), env, 300, 10, seed=3, feedback="window", window=40, workers=2
-    )
-    assert res.feedback == {"mode": "window", "window": 40, "default": 0.0}
+    res = simulate(ThompsonSampling(), env, 300, 10, seed=3, feedback=mode, window=40, workers=2)
+    assert res.feedback == {"mode": mode, "window": 40, "default": 0.0}
     assert res.chosen is not None and res.pending is not None and res.late is not None
     assert res.chosen.shape == res.pending.shape == res.late.shape == (10, 3)
     assert np.array_equal(res.stats.n + res.pending, res.pulls)
     assert (res.pulls.sum(axis=1) == 300).all()
     out = json.loads(res.to_json())
-    assert out["feedback"]["mode"] == "window"
+    assert out["feedback"]["mode"] == mode
     assert sum(out["mean_counted"]) + sum(out["mean_pending"]) == pytest.approx(300)
 
 
@@ -280,6 +406,8 @@ def test_delayed_fields_survive_workers() -> None:
         ({"feedback": "window", "window": 10, "default": float("nan")}, r"in \[0, 1\]"),
         ({"feedback": "window", "window": 10, "default": 1.5}, r"in \[0, 1\]"),
         ({"feedback": "window", "window": 10, "default": -0.1}, r"in \[0, 1\]"),
+        ({"feedback": "window_eager"}, "needs window"),
+        ({"feedback": "window_eager", "window": 10, "default": 2.0}, r"in \[0, 1\]"),
         ({"window": 10}, "only for feedback='window'"),
         ({"feedback": "positives_only", "default": 1.0}, "only for feedback='window'"),
     ],

@@ -26,10 +26,17 @@ from octobandit.simulation.environments import (
 )
 from octobandit.simulation.labels import policy_label, policy_labels
 from octobandit.simulation.plotting import plot_results
-from octobandit.simulation.runner import FEEDBACK, SimulationResult, print_progress, simulate
+from octobandit.simulation.runner import (
+    FEEDBACK,
+    WINDOWED,
+    SimulationResult,
+    print_progress,
+    simulate,
+)
 
 __all__ = [
     "FEEDBACK",
+    "WINDOWED",
     "Bernoulli",
     "Delay",
     "Environment",

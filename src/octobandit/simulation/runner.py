@@ -57,7 +57,10 @@ from octobandit.simulation.environments import Environment
 Z95 = 1.959963984540054
 
 #: The feedback modes of :func:`simulate`.
-FEEDBACK = ("immediate", "window", "failure_until_reward", "positives_only")
+FEEDBACK = ("immediate", "window", "window_eager", "failure_until_reward", "positives_only")
+
+#: The feedback modes that take ``window`` and ``default``.
+WINDOWED = ("window", "window_eager")
 
 Progress = Callable[[int, int], None]
 
@@ -99,9 +102,9 @@ class SimulationResult:
     With delayed feedback (``feedback`` is then the mode and its settings, None
     for immediate feedback), ``stats`` holds what was *counted* by the horizon,
     ``chosen`` the choices, ``pending`` the decisions whose attribution window was
-    still open at the horizon (never counted yet; window mode, else zeros) and
+    still open at the horizon (not counted yet; window modes, else zeros) and
     ``late`` the conversions that arrived by the horizon after their window had
-    closed (dropped; window mode, else zeros), all ``(R, K)``.
+    closed (dropped; window modes, else zeros), all ``(R, K)``.
 
     The 95% bands are confidence intervals of the mean over replications,
     ``mean ± 1.96 · sd / sqrt(R)``; ``regret_quantiles`` gives the spread of
@@ -342,13 +345,20 @@ def simulate(
     what is counted at the end of a step from the next step on:
 
     * ``"window"`` (with ``window=W`` steps, ``W >= 1``, and ``default`` in [0, 1],
-      0 by default) mirrors the service's attribution windows: a conversion with
-      ``D < W`` is counted when it arrives (``n += 1, s += 1``); a decision without
-      one is counted once, at the end of step ``t + W - 1`` when its window closes
-      (visible from step ``t + W``), with the ``default`` reward
-      (``n += 1, s += default``); a conversion with ``D >= W`` is late and dropped.
-      A decision whose window is open is pending: not counted at all. ``W = 1``
-      with no delay is immediate feedback.
+      0 by default) mirrors the service's attribution windows: every decision is
+      counted once, when its window closes at the end of step ``t + W - 1`` (so the
+      policy sees it from step ``t + W``): ``n += 1`` and ``s += 1`` if its conversion
+      arrived inside the window (``D < W``), else ``s += default``. While its window
+      is open a decision is pending: not counted at all, even if its conversion has
+      already arrived. A conversion with ``D >= W`` is late and dropped (``late``).
+      A closed decision's counted mean is ``μ · P(D < W)`` (default 0): unbiased up
+      to that factor, but learning lags by ``W`` steps. ``W = 1`` with no delay is
+      immediate feedback.
+    * ``"window_eager"`` (same settings), for comparison only, not what the service
+      does: a conversion with ``D < W`` is counted as soon as it arrives
+      (``n += 1, s += 1``) and a decision without one when its window closes, with
+      the default. The pending decisions of the arms being played then add
+      successes but no failures, which inflates those arms' estimates.
     * ``"failure_until_reward"``: every decision is counted at once as a failure
       (``n += 1, s += 0``); its conversion, whenever it arrives, adds ``s += 1``.
     * ``"positives_only"``: only conversions are reported, counted when they arrive
@@ -358,7 +368,8 @@ def simulate(
     Conversions due after the horizon are dropped. The delayed modes keep the
     choices (``chosen``), the decisions still pending at the horizon (``pending``)
     and the late conversions (``late``) in the result; memory grows with ``W · R``
-    (the open windows) and the conversions in flight, not with the horizon.
+    (the open windows) and, except in window mode, the conversions in flight, not
+    with the horizon.
     """
     if isinstance(policy, Mapping):
         policy = make_policy(policy, env.reward)
@@ -439,8 +450,8 @@ def _feedback(
     """The checked feedback settings (None: immediate feedback)."""
     if feedback not in FEEDBACK:
         raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
-    if feedback != "window" and (window is not None or default != 0.0):
-        raise ValueError("window and default are only for feedback='window'")
+    if feedback not in WINDOWED and (window is not None or default != 0.0):
+        raise ValueError("window and default are only for feedback='window' or 'window_eager'")
     if feedback == "immediate":
         return None
     if env.reward != "binary":
@@ -452,13 +463,13 @@ def _feedback(
         raise ValueError(
             f"{policy.type} is stateful: delayed feedback supports stateless policies only"
         )
-    if feedback != "window":
+    if feedback not in WINDOWED:
         return {"mode": feedback}
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError("feedback='window' needs window, a positive integer (steps)")
+        raise ValueError(f"feedback={feedback!r} needs window, a positive integer (steps)")
     if isinstance(default, bool) or not 0.0 <= float(default) <= 1.0:
         raise ValueError("default must lie in [0, 1] (binary rewards, as in the service)")
-    return {"mode": "window", "window": window, "default": float(default)}
+    return {"mode": feedback, "window": window, "default": float(default)}
 
 
 class _Calendar:
@@ -523,6 +534,11 @@ class _Delayed:
         self.w = int(mode.get("window", 0))
         self.default = float(mode.get("default", 0.0))
         if self.mode == "window":
+            # per open decision: its flat index and the reward it counts when its
+            # window closes (known at decision time from the drawn delay)
+            self.ring_flat = np.zeros((self.w, r), dtype=np.intp)
+            self.ring_reward = np.zeros((self.w, r))
+        elif self.mode == "window_eager":
             # per open decision: its flat index and its conversion's arrival step
             # (-1 if none within the window: counted with the default when it closes)
             self.ring_flat = np.zeros((self.w, r), dtype=np.intp)
@@ -545,6 +561,22 @@ class _Delayed:
             inside = d < self.w
             slot = t % self.w
             self.ring_flat[slot] = flat
+            reward = np.full(flat.shape, self.default)
+            reward[pos[inside]] = 1.0
+            self.ring_reward[slot] = reward
+            late = ~inside & (arrive < self.horizon)
+            self.late[flat[pos[late]]] += 1.0
+            if t >= self.w - 1:  # decision t - W + 1's window closes
+                slot = (t - self.w + 1) % self.w
+                closing, reward = self.ring_flat[slot], self.ring_reward[slot]
+                n[closing] += 1.0  # one decision per replication: distinct indices
+                s[closing] += reward
+                ss[closing] += reward * reward
+            return
+        if self.mode == "window_eager":
+            inside = d < self.w
+            slot = t % self.w
+            self.ring_flat[slot] = flat
             at = np.full(flat.shape, -1, dtype=np.int64)
             at[pos[inside]] = arrive[inside]
             self.ring_at[slot] = at
@@ -562,7 +594,7 @@ class _Delayed:
         ss += counts
         if self.mode != "failure_until_reward":
             n += counts
-        if self.mode == "window" and t >= self.w - 1:  # decision t - W + 1's window closes
+        if self.mode == "window_eager" and t >= self.w - 1:  # decision t - W + 1's closes
             slot = (t - self.w + 1) % self.w
             closing = self.ring_flat[slot][self.ring_at[slot] < 0]
             n[closing] += 1.0
@@ -572,8 +604,11 @@ class _Delayed:
     def pending(self, r: int, k: int) -> FloatArray:
         """Decisions whose window is still open at the horizon, never counted: ``(R, K)``."""
         out: FloatArray = np.zeros(r * k)
+        h = self.horizon
         if self.mode == "window":
-            h = self.horizon
+            for u in range(max(0, h - self.w + 1), h):  # the windows still open
+                out[self.ring_flat[u % self.w]] += 1.0
+        elif self.mode == "window_eager":
             for u in range(max(0, h - self.w + 1), h):  # the windows still open
                 slot = u % self.w
                 at = self.ring_at[slot]
