@@ -215,7 +215,10 @@ async def _full_load(urls: list[str], seed: int) -> dict[str, Any]:
                         acked["rewarded"][a] += 1
                         acked["sum"][a] += v
 
-    limits = httpx.Limits(max_connections=FULL_CLIENTS)
+    # idle connections are dropped by the client (2 s) before the server's keep-alive
+    # timeout (uvicorn: 5 s) can close one under a request: on a loaded machine that race
+    # was a ReadError that says nothing of the service
+    limits = httpx.Limits(max_connections=FULL_CLIENTS, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         await asyncio.gather(*(client(http) for _ in range(FULL_CLIENTS)))
     return {**acked, "ids": acked_ids, "failures": failures}
