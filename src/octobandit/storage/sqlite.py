@@ -864,6 +864,40 @@ class SQLiteStorage:
                 _loads(r[11]),
             )  # fmt: skip
 
+    def events_page(
+        self,
+        experiment_id: str,
+        *,
+        after: int = 0,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        sql = "SELECT * FROM events WHERE experiment_id = ? AND seq > ?"
+        params: list[Any] = [experiment_id, after]
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params.extend(kinds)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND ts < ?"
+            params.append(until)
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq LIMIT ?", params).fetchall()
+        return [
+            Event(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
+                _loads(r[11]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
     # -- control plane ------------------------------------------------------
     def create_experiment(self, record: ExperimentRecord) -> None:
         with self._write() as db:
