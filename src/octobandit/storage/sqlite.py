@@ -189,6 +189,16 @@ _ARM_COLUMNS = ARM_COLUMNS
 _encode = encode
 _dumps = dumps
 _loads = decode_json
+
+
+def _event(r: Sequence[Any]) -> Event:
+    """An :class:`Event` from a ``SELECT * FROM events`` row."""
+    return Event(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
+        _loads(r[11]),
+    )  # fmt: skip
+
+
 _decision_text = decision_text
 _json_text = json_text
 _decision_meta = decision_meta
@@ -859,10 +869,7 @@ class SQLiteStorage:
                     "SELECT * FROM events WHERE experiment_id=? ORDER BY seq", (experiment_id,)
                 ).fetchall()
         for r in rows:
-            yield Event(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
-                _loads(r[11]),
-            )  # fmt: skip
+            yield _event(r)
 
     def events_page(
         self,
@@ -890,13 +897,7 @@ class SQLiteStorage:
         params.append(limit)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY seq LIMIT ?", params).fetchall()
-        return [
-            Event(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
-                _loads(r[11]),
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [_event(r) for r in rows]
 
     # -- control plane ------------------------------------------------------
     def create_experiment(self, record: ExperimentRecord) -> None:
