@@ -250,7 +250,7 @@ def dsjson_line(
     if reward is not None:
         line.update(
             {
-                "_label_cost": -reward,  # VW minimises cost
+                "_label_cost": 0.0 - reward,  # VW minimises cost (no -0.0)
                 "_label_probability": p,
                 "_label_Action": chosen + 1,
                 "_labelIndex": chosen,
