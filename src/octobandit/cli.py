@@ -375,8 +375,9 @@ def export(
         "jsonl",
         "--format",
         "-f",
-        help="jsonl (one event a line), csv (a header, one event a row) or dsjson (Vowpal "
-        "Wabbit's decision-service JSON: one decision a line with its outcome as the label).",
+        help="jsonl (one event a line), csv (a header, one event a row), dsjson (Vowpal "
+        "Wabbit's decision-service JSON: one decision a line with its outcome as the label) "
+        "or parquet (needs --out and the 'parquet' extra).",
     ),
     out: str = typer.Option("-", "--out", "-o", help="Output file ('-': standard output)."),
     kind: list[str] = typer.Option(
@@ -409,6 +410,8 @@ def export(
         raise typer.BadParameter("give exactly one of --store/--db and --url")
     if fmt not in ex.FORMATS:
         raise typer.BadParameter(f"--format: one of {', '.join(ex.FORMATS)}")
+    if fmt == "parquet" and out == "-":
+        raise typer.BadParameter("--format parquet needs --out FILE")
     if store and "://" not in store and not os.path.exists(store):
         raise typer.BadParameter(f"--db: no such file {store!r}")
     kinds = ["decision", *ex.OUTCOME_KINDS] if fmt == "dsjson" else (kind or None)
@@ -425,10 +428,12 @@ def export(
         with contextlib.ExitStack() as stack:
             sink = (
                 sys.stdout
-                if out == "-"
+                if out == "-" or fmt == "parquet"
                 else stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
             )
-            if fmt == "jsonl":
+            if fmt == "parquet":
+                summary = f"{ex.write_parquet(pages, out)} events"
+            elif fmt == "jsonl":
                 n = ex.write_jsonl(pages, sink)
                 summary = f"{n} events"
             elif fmt == "csv":
