@@ -14,7 +14,7 @@ against a newer server that answers more.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -251,6 +251,33 @@ class History(msgspec.Struct):
     arms: dict[str, ArmSeries]
 
 
+class LogEvent(msgspec.Struct):
+    """One event of the log (see docs/api.md): ``ts`` in epoch seconds, ``at`` the same in
+    ISO 8601 UTC; the fields a kind does not have are ``null``."""
+
+    seq: int
+    ts: float
+    at: str
+    experiment_id: str
+    kind: Literal["decision", "reward", "default", "part", "late", "reset", "set_stats"]
+    decision_id: str | None
+    arm_id: str | None
+    propensity: float | None
+    unit_id: str | None
+    context: Any
+    reward: float | None
+    count: float | None
+    data: Any
+
+
+class EventPage(msgspec.Struct):
+    """A page of the event log in ``seq`` order; ``next``: the cursor of the next page
+    (pass it as ``after``), ``null`` after the last one."""
+
+    events: list[LogEvent]
+    next: int | None
+
+
 class LoggedDecision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A decision made locally (``client.local``) on the policy snapshot ``version``."""
 
@@ -323,6 +350,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     Stats,
     Conclusion,
     History,
+    EventPage,
     PolicySnapshot,
     LoggedAnswer,
     LoggedDecisions,  # a request body, read by the route itself

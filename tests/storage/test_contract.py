@@ -443,3 +443,68 @@ def test_health_is_none_while_writes_work(store: Storage) -> None:
     assert store.health() is None
     store.create_experiment(record())
     assert store.health() is None
+
+
+def _log_for_pages(store: Storage) -> list[int]:
+    """e1: 20 decisions, 2 rewards, a reset, 4 more decisions; e2 interleaved. The e1 seqs."""
+    store.create_experiment(record())
+    store.create_experiment(record("e2", at=T0 + 1))
+    with store.batch() as tx:
+        tx.append_decisions([decision(i) for i in range(10)])
+        tx.append_decisions([decision(90, "e2")])
+        tx.append_rewards([reward(0, "d0003"), reward(1)])
+    with store.batch() as tx:
+        tx.append_decisions([decision(i) for i in range(10, 20)])
+    store.reset_experiment("e1", T0 + 50)
+    with store.batch() as tx:
+        tx.append_decisions([decision(i) for i in range(20, 24)])
+        tx.append_decisions([decision(91, "e2")])
+    return [e.seq for e in store.events("e1")]
+
+
+def test_events_page_reads_the_log_in_pages_of_seq_order(store: Storage) -> None:
+    seqs = _log_for_pages(store)
+    assert len(seqs) == 27
+    every = list(store.events("e1"))
+    for limit in (1, 4, 26, 27, 28, 10_000):
+        got, after = [], 0
+        while True:
+            page = store.events_page("e1", after=after, limit=limit)
+            assert len(page) <= limit
+            got.extend(page)
+            if len(page) < limit:
+                break
+            after = page[-1].seq
+        assert got == every  # each event exactly once, equal to the full read
+    assert store.events_page("e1", limit=5) == every[:5]
+    assert store.events_page("e1", after=seqs[-1], limit=5) == []
+    assert store.events_page("e1", after=seqs[10], limit=3) == every[11:14]
+    assert store.events_page("e1", after=seqs[-1] + 10**6, limit=5) == []
+    assert store.events_page("e1", limit=0) == []
+    assert store.events_page("missing", limit=5) == []
+    assert [e.experiment_id for e in store.events_page("e2", limit=10)] == ["e2", "e2"]
+
+
+def test_events_page_filters_by_kind_and_time(store: Storage) -> None:
+    _log_for_pages(store)
+    every = list(store.events("e1"))
+    rewards = store.events_page("e1", limit=100, kinds=["reward"])
+    assert [e.decision_id for e in rewards] == ["d0003", None]
+    both = store.events_page("e1", limit=100, kinds=("reward", "reset"))
+    assert [e.kind for e in both] == ["reward", "reward", "reset"]
+    assert store.events_page("e1", limit=100, kinds=[]) == []
+    assert store.events_page("e1", limit=100, kinds=["late"]) == []
+    # paging through a filter: the cursor is the last seq returned
+    first = store.events_page("e1", limit=2, kinds=["decision"])
+    rest = store.events_page("e1", after=first[-1].seq, limit=100, kinds=["decision"])
+    assert [e.decision_id for e in first + rest] == [f"d{i:04d}" for i in range(24)]
+    # since <= ts < until, exactly on the stored floats
+    t5 = decision(5).ts
+    window = store.events_page("e1", limit=100, kinds=["decision"], since=t5, until=decision(8).ts)
+    assert [e.decision_id for e in window] == ["d0005", "d0006", "d0007"]
+    assert store.events_page("e1", limit=100, since=T0 + 50) == [
+        e for e in every if e.ts >= T0 + 50
+    ]
+    assert store.events_page("e1", limit=100, until=T0) == []
+    assert store.events_page("e1", limit=100, since=T0 + 1e6) == []
+    assert store.events_page("e1", limit=100, since=t5, until=t5) == []

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 import octobandit
 from octobandit import wire
@@ -36,6 +36,7 @@ from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter
+from octobandit.engine.eventlog import DEFAULT_PAGE, EVENT_KINDS, MAX_PAGE, MAX_SEQ
 from octobandit.engine.remote import RemoteEngine
 from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
 from octobandit.policies import POLICIES
@@ -173,6 +174,9 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
         if isinstance(route, APIRoute) and route.path_regex.match(path):
             methods |= route.methods or set()
     return sorted(methods)
+
+
+_KIND_QUERY = Query(None, description=f"only these kinds (repeat it), of {EVENT_KINDS}")
 
 
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> DataPlane:
@@ -361,6 +365,38 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     ) -> Response:
         """Posterior snapshots as time series per arm."""
         return json_response(_as(wire.History, await call("history", experiment_id, limit)))
+
+    @app.get("/v1/experiments/{experiment_id}/events", tags=["event log"])
+    async def events(
+        experiment_id: str,
+        after: int = Query(0, ge=0, le=MAX_SEQ, description="cursor: events with seq > after"),
+        limit: int = Query(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="events per page"),
+        kind: list[str] | None = _KIND_QUERY,
+        since: str | None = Query(None, description="ts >= since: epoch seconds or ISO 8601"),
+        until: str | None = Query(None, description="ts < until: epoch seconds or ISO 8601"),
+        format: Literal["json", "jsonl"] = Query(
+            "json", description="`jsonl`: every (filtered) event from `after` on, streamed"
+        ),
+    ) -> Response:
+        """The event log, one page at a time (``next``: the cursor of the next page), or
+        with ``format=jsonl`` all of it as JSON Lines, read page by page (``limit`` events
+        each) as the client takes them: memory stays bounded whatever the log's size."""
+        page = await call("events", experiment_id, after, limit, kind, since, until)
+        if format == "json":
+            return json_response(_as(wire.EventPage, page))
+
+        async def lines() -> AsyncIterator[bytes]:
+            current = page
+            while True:
+                if current["events"]:
+                    yield b"".join(wire.encode(e) + b"\n" for e in current["events"])
+                if current["next"] is None:
+                    return
+                current = await call(
+                    "events", experiment_id, current["next"], limit, kind, since, until
+                )
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -19,6 +19,7 @@ from octobandit import wire
 from octobandit.api.hot import openapi_paths
 from octobandit.engine.attribution import MAX_WINDOW
 from octobandit.engine.conclusions import MAX_SNAPSHOT_INTERVAL, MIN_SNAPSHOT_INTERVAL
+from octobandit.engine.eventlog import EVENT_KINDS
 from octobandit.engine.specs import ARM_ID, EXPERIMENT_ID, Limits
 from octobandit.policies import POLICIES
 
@@ -74,6 +75,7 @@ _ROUTES: dict[tuple[str, str], tuple[str, str | None, tuple[int, ...]]] = {
     ("/v1/experiments/{experiment_id}/stats", "get"): ("200", "Stats", (404,)),
     ("/v1/experiments/{experiment_id}/conclusion", "get"): ("200", "Conclusion", (404,)),
     ("/v1/experiments/{experiment_id}/history", "get"): ("200", "History", (404, 422)),
+    ("/v1/experiments/{experiment_id}/events", "get"): ("200", "EventPage", (404, 422)),
     ("/v1/experiments/{experiment_id}/policy-snapshot", "get"): ("200", "PolicySnapshot", (404,)),
     ("/v1/experiments/{experiment_id}/decisions/logged", "post"): (
         "200", "LoggedAnswer", (400, 404, 408, 413, 415, 422),
@@ -156,6 +158,19 @@ def _limit_request_schemas(schemas: dict[str, Any], limits: Limits) -> None:
             )
 
 
+def _event_param(param: dict[str, Any]) -> None:
+    """The exact schemas of the event log's query parameters (FastAPI's allow null)."""
+    name = param.get("name")
+    if name == "kind":
+        param["schema"] = {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}}
+        param["style"], param["explode"] = "form", True
+    elif name in ("since", "until"):
+        param["schema"] = {
+            "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+            "description": "epoch seconds, or an ISO 8601 / RFC 3339 date-time (UTC if no offset)",
+        }
+
+
 def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
     """The whole document: FastAPI's, the data plane's, answers, errors and limits."""
     schema = get_openapi(
@@ -199,6 +214,10 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
                     ok["content"] = {
                         "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
                     }
+                if body == "EventPage":
+                    ok["content"]["application/x-ndjson"] = {
+                        "schema": {"$ref": "#/components/schemas/LogEvent"}
+                    }
                 codes = set(errors)
             else:
                 codes = {int(c) for c in responses if c.isdigit() and int(c) >= 400}
@@ -220,6 +239,8 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
                 if (path, method, param.get("name")) == ("/v1/experiments", "delete", "confirm"):
                     param["required"] = True  # without ?confirm=true: 400
                     param["schema"] = {"type": "string", "enum": ["true"]}
+                if path.endswith("/events") and method == "get":
+                    _event_param(param)
                 rule = _PATH_PARAMS.get(param.get("name", ""))
                 if param.get("in") == "path" and rule is not None:
                     param["schema"] = {**param.get("schema", {}), **rule}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from octobandit.engine.attribution import Attribution
 from octobandit.engine.base import EngineBase
 from octobandit.engine.conclusions import conclusion_view, reward_gain
+from octobandit.engine.eventlog import DEFAULT_PAGE, check_page, event_view, parse_time
 from octobandit.model import iso_time
 from octobandit.stats.intervals import mean_interval
 
@@ -74,4 +76,31 @@ class ReportingMixin(EngineBase):
             "at": [iso_time(s.ts) for s in snaps],
             "reason": [s.reason for s in snaps],
             "arms": series,
+        }
+
+    def events(
+        self,
+        experiment_id: str,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE,
+        kinds: Sequence[str] | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the experiment's event log: ``{"events": [...], "next": cursor}``.
+
+        At most ``limit`` events with ``seq > after`` in log order, of the given
+        ``kinds`` and with ``since <= ts < until`` (epoch seconds or ISO 8601).
+        ``next`` is the last ``seq`` of a full page (pass it as ``after``), ``None``
+        after the last page. A deleted experiment's log is gone with it: 404.
+        """
+        after, limit, kinds = check_page(after, limit, kinds)
+        start, end = parse_time(since, "since"), parse_time(until, "until")
+        self._record(experiment_id)
+        page = self.storage.events_page(
+            experiment_id, after=after, limit=limit, kinds=kinds, since=start, until=end
+        )
+        return {
+            "events": [event_view(e) for e in page],
+            "next": page[-1].seq if len(page) == limit else None,
         }

@@ -197,6 +197,22 @@ class EventLog(Protocol):
     def events(self, experiment_id: str | None = None) -> Iterator[Event]:
         """The event log in commit order."""
 
+    def events_page(
+        self,
+        experiment_id: str,
+        *,
+        after: int = 0,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        """One page of the experiment's log: at most ``limit`` events with ``seq > after``
+        in ``seq`` order, of the given ``kinds`` (``None``: all; empty: none) and with
+        ``since <= ts < until`` when given. Read along the ``(experiment_id, seq)`` index,
+        so a page costs its own size plus the events the filters skip; the next page
+        starts after the last ``seq`` returned (a short page is the last one)."""
+
 
 class Snapshots(Protocol):
     """Posterior snapshots, taken once per interval however many processes tick."""

@@ -886,6 +886,34 @@ class PostgresStorage:
         for r in rows:
             yield _event(r)
 
+    def events_page(
+        self,
+        experiment_id: str,
+        *,
+        after: int = 0,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE experiment_id = %s AND seq > %s"
+        params: list[Any] = [experiment_id, after]
+        if kinds is not None:
+            sql += " AND kind = ANY(%s)"
+            params.append(list(kinds))
+        if since is not None:
+            sql += " AND ts >= %s"
+            params.append(since)
+        if until is not None:
+            sql += " AND ts < %s"
+            params.append(until)
+        params.append(limit)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY seq LIMIT %s", params).fetchall()
+        return [_event(r) for r in rows]
+
     def due_for_snapshot(self, now: float) -> list[ExperimentRecord]:
         with self._read() as conn:
             return _records(conn, f"WHERE last_snapshot + {_INTERVAL} <= %s", (now,))

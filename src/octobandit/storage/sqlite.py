@@ -189,6 +189,16 @@ _ARM_COLUMNS = ARM_COLUMNS
 _encode = encode
 _dumps = dumps
 _loads = decode_json
+
+
+def _event(r: Sequence[Any]) -> Event:
+    """An :class:`Event` from a ``SELECT * FROM events`` row."""
+    return Event(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
+        _loads(r[11]),
+    )  # fmt: skip
+
+
 _decision_text = decision_text
 _json_text = json_text
 _decision_meta = decision_meta
@@ -859,10 +869,35 @@ class SQLiteStorage:
                     "SELECT * FROM events WHERE experiment_id=? ORDER BY seq", (experiment_id,)
                 ).fetchall()
         for r in rows:
-            yield Event(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _loads(r[8]), r[9], r[10],
-                _loads(r[11]),
-            )  # fmt: skip
+            yield _event(r)
+
+    def events_page(
+        self,
+        experiment_id: str,
+        *,
+        after: int = 0,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        sql = "SELECT * FROM events WHERE experiment_id = ? AND seq > ?"
+        params: list[Any] = [experiment_id, after]
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params.extend(kinds)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND ts < ?"
+            params.append(until)
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq LIMIT ?", params).fetchall()
+        return [_event(r) for r in rows]
 
     # -- control plane ------------------------------------------------------
     def create_experiment(self, record: ExperimentRecord) -> None:
