@@ -233,7 +233,7 @@ def validate(
     if off.any():
         i, pos = np.argwhere(off)[0]
         raise EvaluationError(
-            f"action_dist[{i}, :, {pos}] sums to {sums[i, pos]!r}, not 1 (tolerance "
+            f"action_dist[{i}, :, {pos}] sums to {float(sums[i, pos])!r}, not 1 (tolerance "
             f"{SUM_TOLERANCE}): each round's action distribution must be a probability vector",
             array="action_dist",
             index=int(i),
