@@ -229,3 +229,9 @@ def test_the_regression_model_checks_its_arrays() -> None:
         model.fit_predict(x, [0, 1, 0, 1], [0.0, 0.0, 0.0, 0.0], n_folds=2)
     with pytest.raises(EvaluationError, match=r"action_context must have shape"):
         RegressionModel(n_actions=2, action_context=np.eye(3))
+
+
+def test_dm_does_not_read_pscore() -> None:
+    """DM needs no propensities: a broken pscore beside it is not its business."""
+    value = DirectMethod().estimate_policy_value(**arrays(pscore=np.array([0.0, 2.0, 0.5, 0.5])))
+    assert value == 0.5

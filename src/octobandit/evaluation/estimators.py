@@ -42,6 +42,8 @@ class OffPolicyEstimator:
     name: ClassVar[str]
     needs_pscore: ClassVar[bool] = True
     needs_reward_model: ClassVar[bool] = False
+    #: whether a given ``pscore`` is read (and so checked) when it is not required
+    uses_pscore: ClassVar[bool] = True
 
     def _terms(self, data: Logged) -> list[Floats]:
         raise NotImplementedError
@@ -63,7 +65,7 @@ class OffPolicyEstimator:
             reward=reward,
             action=action,
             action_dist=action_dist,
-            pscore=pscore if self.needs_pscore or pscore is not None else None,
+            pscore=pscore if self.uses_pscore else None,
             position=position,
             estimated_rewards_by_reg_model=(
                 estimated_rewards_by_reg_model if self.needs_reward_model else None
@@ -213,6 +215,7 @@ class DirectMethod(OffPolicyEstimator):
 
     name = "dm"
     needs_pscore = False
+    uses_pscore = False
     needs_reward_model = True
 
     def _terms(self, data: Logged) -> list[Floats]:
