@@ -131,7 +131,8 @@ class OffPolicyEstimator:
             b = min(per_chunk, n_bootstrap_samples - start)
             idx = rng.integers(0, n, size=(b, n))
             with np.errstate(divide="ignore", invalid="ignore"):
-                parts.append(self._combine(terms[:, idx].sum(axis=2), n))
+                sums = np.stack([term[idx].sum(axis=1) for term in terms])  # (k, b)
+                parts.append(self._combine(sums, n))
         values = np.concatenate(parts)
         values = values[np.isfinite(values)]
         if values.size == 0:
