@@ -235,3 +235,10 @@ def test_dm_does_not_read_pscore() -> None:
     """DM needs no propensities: a broken pscore beside it is not its business."""
     value = DirectMethod().estimate_policy_value(**arrays(pscore=np.array([0.0, 2.0, 0.5, 0.5])))
     assert value == 0.5
+
+
+def test_the_arrays_are_keyword_only() -> None:
+    """OBP orders (pscore, action_dist) differently across estimators: no positional mix-up."""
+    a = arrays()
+    with pytest.raises(TypeError):
+        WEIGHTED[0].estimate_policy_value(a["reward"], a["action"], a["pscore"], a["action_dist"])  # type: ignore[misc]

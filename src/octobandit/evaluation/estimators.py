@@ -80,6 +80,7 @@ class OffPolicyEstimator:
 
     def estimate_policy_value(
         self,
+        *,
         reward: npt.ArrayLike,
         action: npt.ArrayLike,
         action_dist: npt.ArrayLike,
@@ -87,7 +88,11 @@ class OffPolicyEstimator:
         position: npt.ArrayLike | None = None,
         estimated_rewards_by_reg_model: npt.ArrayLike | None = None,
     ) -> float:
-        """The estimated value of the evaluation policy ``action_dist``."""
+        """The estimated value of the evaluation policy ``action_dist``.
+
+        The arrays are keyword-only (OBP's methods order them differently from one estimator
+        to the next); each estimator reads those it needs and ignores the others.
+        """
         data = self._validate(
             reward, action, action_dist, pscore, position, estimated_rewards_by_reg_model
         )
@@ -96,13 +101,13 @@ class OffPolicyEstimator:
 
     def estimate_interval(
         self,
+        *,
         reward: npt.ArrayLike,
         action: npt.ArrayLike,
         action_dist: npt.ArrayLike,
         pscore: npt.ArrayLike | None = None,
         position: npt.ArrayLike | None = None,
         estimated_rewards_by_reg_model: npt.ArrayLike | None = None,
-        *,
         alpha: float = 0.05,
         n_bootstrap_samples: int = 1000,
         random_state: Seed = None,
@@ -280,8 +285,8 @@ class SwitchDoublyRobust(OffPolicyEstimator):
     """Switch-DR (Wang et al. 2017): DR's correction only where the weight is at most
     ``tau``, the model alone elsewhere, ``mean_i [dm_i + 1{w_i <= tau} w_i (reward_i - q_i)]``.
 
-    ``tau = inf`` is DR, ``tau = 0`` is DM; in between it trades DR's variance from large
-    weights for the model's bias on the rounds it switches.
+    ``tau = inf`` (the default, as OBP's) is DR, ``tau = 0`` is DM; in between it trades
+    DR's variance from large weights for the model's bias on the rounds it switches.
 
     >>> from octobandit.evaluation import SwitchDoublyRobust
     >>> round(SwitchDoublyRobust(tau=0.5).estimate_policy_value(
@@ -297,7 +302,7 @@ class SwitchDoublyRobust(OffPolicyEstimator):
     name = "switch-dr"
     needs_reward_model = True
 
-    def __init__(self, tau: float = 1.0) -> None:
+    def __init__(self, tau: float = float("inf")) -> None:
         if not tau >= 0:
             raise EvaluationError(f"tau = {tau} must be >= 0")
         self.tau = float(tau)
