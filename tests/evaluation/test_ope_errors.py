@@ -202,8 +202,10 @@ def test_parameters_are_checked() -> None:
         WEIGHTED[0].estimate_interval(**arrays(), alpha=1.5)
     with pytest.raises(EvaluationError, match="n_bootstrap_samples"):
         WEIGHTED[0].estimate_interval(**arrays(), n_bootstrap_samples=0)
-    with pytest.raises(TypeError, match="unknown arrays: context"):
-        evaluate([WEIGHTED[0]], **arrays(), context=np.zeros((4, 2)))
+    with pytest.raises(TypeError, match="unknown arrays: pscores"):
+        evaluate([WEIGHTED[0]], **arrays(), pscores=np.ones(4))
+    # a whole dataset, context included, is fine: the estimators do not read the context
+    assert evaluate([WEIGHTED[0]], **arrays(), context=np.zeros((4, 2)), n_bootstrap_samples=10)
     with pytest.raises(EvaluationError, match="two estimators are named 'ipw'"):
         evaluate([WEIGHTED[0], InverseProbabilityWeighting()], **arrays())
 

@@ -409,7 +409,9 @@ def evaluate(
 
     ``arrays`` are the keyword arrays of :meth:`OffPolicyEstimator.estimate_policy_value`
     (``reward``, ``action``, ``action_dist``, ``pscore``, ``position``,
-    ``estimated_rewards_by_reg_model``); an estimator uses those it needs.
+    ``estimated_rewards_by_reg_model``); an estimator uses those it needs. ``context`` is
+    accepted and ignored (the estimators see it only through the reward model), so a whole
+    logged dataset can be passed as it is. The intervals are seeded by ``random_state``.
 
     >>> from octobandit.evaluation import (
     ...     InverseProbabilityWeighting, SelfNormalizedInverseProbabilityWeighting, evaluate)
@@ -434,8 +436,10 @@ def evaluate(
         "pscore",
         "position",
         "estimated_rewards_by_reg_model",
+        "context",
     }
     unknown = sorted(set(arrays) - known)
+    arrays.pop("context", None)
     if unknown:
         raise TypeError(f"evaluate() got unknown arrays: {', '.join(unknown)}")
     out: dict[str, dict[str, Any]] = {}
