@@ -229,6 +229,13 @@ def test_the_regression_model_checks_its_arrays() -> None:
         model.fit_predict(np.zeros(4), [0, 1, 0, 1], [0.0, 1.0, 1.0, 0.0])
     with pytest.raises(EvaluationError, match="every training reward is 0"):
         model.fit_predict(x, [0, 1, 0, 1], [0.0, 0.0, 0.0, 0.0], n_folds=2)
+    from sklearn.linear_model import LogisticRegression
+
+    custom = RegressionModel(n_actions=2, base_model=LogisticRegression())
+    with pytest.raises(EvaluationError, match="every training reward is 1"):
+        custom.fit_predict(x, [0, 1, 0, 1], [1.0, 1.0, 1.0, 1.0], n_folds=2)
+    with pytest.raises(EvaluationError, match="rewards are not all 0 or 1; use a regressor"):
+        custom.fit_predict(x, [0, 1, 0, 1], [0.5, 1.0, 0.0, 1.0], n_folds=2)
     with pytest.raises(EvaluationError, match=r"action_context must have shape"):
         RegressionModel(n_actions=2, action_context=np.eye(3))
 

@@ -168,14 +168,21 @@ class RegressionModel:
                         "use fewer folds or more data",
                         array="position",
                     )
-                if binary and self.base_model is None and np.unique(r[rows]).size < 2:
-                    raise EvaluationError(
-                        f"fold {fold}, position {slot}: every training reward is "
-                        f"{r[rows][0]:g}, so a classifier cannot be fitted; use fewer folds, "
-                        "more data or a regressor as base_model",
-                        array="reward",
-                    )
                 model = self._model(sk, binary, random_state)
+                if hasattr(model, "predict_proba"):
+                    if not binary:
+                        raise EvaluationError(
+                            "base_model is a classifier (it has predict_proba) but the rewards "
+                            "are not all 0 or 1; use a regressor",
+                            array="reward",
+                        )
+                    if np.unique(r[rows]).size < 2:
+                        raise EvaluationError(
+                            f"fold {fold}, position {slot}: every training reward is "
+                            f"{r[rows][0]:g}, so a classifier cannot be fitted; use fewer "
+                            "folds, more data or a regressor as base_model",
+                            array="reward",
+                        )
                 model.fit(self._features(x[rows], a[rows]), r[rows])
                 # every action for every held-out round: (len(test) * K) feature rows
                 xt = np.repeat(x[test], self.n_actions, axis=0)
