@@ -36,6 +36,8 @@ FORBIDDEN = {
     "policies": ("octobandit.engine", "octobandit.storage", "octobandit.api"),
     "storage": ("octobandit.engine", "octobandit.policies", "octobandit.api"),
     "engine": ("octobandit.api",),
+    # off-policy estimators on plain arrays: the log adapter lives elsewhere
+    "evaluation": ("octobandit.storage", "octobandit.engine", "octobandit.api", "octobandit.cli"),
     # a door over the engine or the SDK; of the HTTP door only its JSON views
     "integrations": (
         "octobandit.api.app",
