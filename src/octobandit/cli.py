@@ -405,6 +405,7 @@ def export(
 
     from octobandit import export as ex
     from octobandit.errors import OctobanditError
+    from octobandit.model import OUTCOME_KINDS
 
     if bool(store) == bool(url):
         raise typer.BadParameter("give exactly one of --store/--db and --url")
@@ -414,7 +415,7 @@ def export(
         raise typer.BadParameter("--format parquet needs --out FILE")
     if store and "://" not in store and not os.path.exists(store):
         raise typer.BadParameter(f"--db: no such file {store!r}")
-    kinds = ["decision", *ex.OUTCOME_KINDS] if fmt == "dsjson" else (kind or None)
+    kinds = ["decision", *OUTCOME_KINDS] if fmt == "dsjson" else (kind or None)
     source = ex.http_pages if url else ex.store_pages
     try:
         arms, spec, pages = source(

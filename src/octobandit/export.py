@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from octobandit.engine.eventlog import DEFAULT_PAGE, EVENT_FIELDS
+from octobandit.model import OUTCOME_KINDS
 
 Page = list[dict[str, Any]]
 
@@ -27,8 +28,6 @@ FORMATS = ("jsonl", "csv", "dsjson", "parquet")
 ROW_GROUP = 65_536
 #: decisions DSJSON holds while they wait for their outcome (then written without a label)
 DEFAULT_WINDOW = 100_000
-#: the kinds that are a decision's outcome (see docs/rewards.md)
-OUTCOME_KINDS = ("reward", "default")
 
 
 def store_pages(
