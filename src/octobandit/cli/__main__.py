@@ -1,0 +1,3 @@
+from octobandit.cli import main
+
+main()
