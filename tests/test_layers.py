@@ -31,6 +31,8 @@ SERVER_PARTS = (
 FORBIDDEN = {
     "errors": ("octobandit.",),
     "model": ("octobandit.",),
+    # the fixtures' format, read by the CLI and the Telegram example: plain data only
+    "fixtures": ("octobandit.",),
     "checks": ("octobandit.api", "octobandit.engine", "octobandit.policies", "octobandit.stats"),
     "stats": ("octobandit.policies", "octobandit.engine", "octobandit.storage", "octobandit.api"),
     "policies": ("octobandit.engine", "octobandit.storage", "octobandit.api"),

@@ -16,7 +16,6 @@ Run it: ``TELEGRAM_BOT_TOKEN=... OCTOBANDIT_URL=octobandit.db python bot.py``
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ from telegram.ext import (
 )
 
 from octobandit import errors
+from octobandit.fixtures import SUFFIXES, Fixture, FixtureError, load_fixture
 from octobandit.integrations import Bandits
 from octobandit.integrations.aio import AsyncBandits, ThreadedBandits, connect_async
 
@@ -62,21 +62,6 @@ def callback_data(value: int, decision_id: str) -> str:
     data = f"r|{value}|{decision_id}"
     if len(data.encode()) > 64:
         raise ValueError(f"decision id too long for Telegram's callback data: {decision_id!r}")
-    return data
-
-
-def load_fixture(path: Path) -> dict[str, Any]:
-    """A fixture: ``{"stats": {arm: {decisions, rewards, reward_sum}}, "arms": [spec]}``
-    (YAML or JSON; both keys optional)."""
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        import yaml  # PyYAML (it comes with uvicorn[standard])
-
-        data = yaml.safe_load(text)
-    if not isinstance(data, dict) or set(data) - {"stats", "arms"}:
-        raise ValueError(f"{path.name}: a mapping with 'stats' and/or 'arms'")
     return data
 
 
@@ -186,35 +171,35 @@ class PromptBot:
         if user is None or user.id not in self.admin_ids:
             await message.reply_text("Not allowed: admins only.")
             return
-        names = sorted(
-            p.stem for p in self.fixtures_dir.glob("*") if p.suffix in (".yaml", ".yml", ".json")
-        )
+        names = sorted(p.stem for p in self.fixtures_dir.glob("*") if p.suffix in SUFFIXES)
         if not context.args:
             await message.reply_text("Fixtures: " + (", ".join(names) or "none"))
             return
         name = context.args[0]
-        paths = [self.fixtures_dir / f"{name}{ext}" for ext in (".yaml", ".yml", ".json")]
+        paths = [self.fixtures_dir / f"{name}{ext}" for ext in SUFFIXES]
         path = next((p for p in paths if p.is_file()), None)
         if not FIXTURE_NAME.fullmatch(name) or path is None:
             await message.reply_text(f"No fixture {name!r}. Fixtures: {', '.join(names)}")
             return
         try:
             done = await self.apply_fixture(load_fixture(path))
-        except (ValueError, errors.OctobanditError) as exc:
+        except (FixtureError, errors.OctobanditError) as exc:
             await message.reply_text(f"Fixture {name!r} not loaded: {exc}")
             return
         await message.reply_text(f"Fixture {name!r} loaded: " + "; ".join(done))
 
-    async def apply_fixture(self, fixture: Mapping[str, Any]) -> list[str]:
+    async def apply_fixture(self, fixture: Fixture) -> list[str]:
+        """Apply a fixture (the format of :mod:`octobandit.fixtures`, shared with
+        ``octobandit fixtures load``)."""
         done = []
-        for spec in fixture.get("arms") or []:
+        for spec in fixture.arms:
             try:
                 await self.bandits.add_arm(self.experiment_id, spec)
                 done.append(f"arm {spec['id']} added")
             except errors.Conflict:
                 done.append(f"arm {spec['id']} exists, kept")
-        for arm_id, stats in (fixture.get("stats") or {}).items():
-            await self.bandits.set_arm_stats(self.experiment_id, str(arm_id), stats)
+        for arm_id, stats in fixture.stats.items():
+            await self.bandits.set_arm_stats(self.experiment_id, arm_id, stats)
             done.append(f"{arm_id} set to {stats}")
         return done
 

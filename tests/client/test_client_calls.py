@@ -17,6 +17,7 @@ from octobandit.client import (
     Experiment,
     Health,
     History,
+    InvalidInputError,
     NotFoundError,
     Reward,
     RewardAnswer,
@@ -144,6 +145,25 @@ def test_reset_conclusion_and_history(api: Any, exp_id: str) -> None:
     reset = api.reset_experiment(exp_id)
     assert isinstance(reset, Experiment) and reset.version > before
     assert api.stats(exp_id).total_decisions == 0
+
+
+def test_conclude_by_hand_and_reopen(api: Any, exp_id: str) -> None:
+    api.create_experiment(exp_id, arms=["a", "b"])
+    api.set_arm_stats(exp_id, "a", decisions=40, rewards=40, reward_sum=30)
+    api.set_arm_stats(exp_id, "b", decisions=40, rewards=40, reward_sum=10)
+    done = api.conclude(exp_id)  # the rule is not met (2000 rewards per arm): the leader
+    assert isinstance(done, Experiment) and done.status == "concluded"
+    assert done.conclusion is not None and done.conclusion["winner"] == "a"
+    assert done.conclusion["manual"] is True and done.conclusion["rule_met"] is False
+    assert api.conclude(exp_id, winner="b").conclusion["winner"] == "b"
+    with pytest.raises(InvalidInputError) as bad:
+        api.conclude(exp_id, winner="zzz")
+    assert bad.value.field == "winner"
+    assert api.get_experiment(exp_id).conclusion["winner"] == "b"  # the refusal wrote nothing
+    with pytest.raises(NotFoundError):
+        api.conclude(exp_id + "-missing")
+    reopened = api.update_experiment(exp_id, status="running")
+    assert reopened.status == "running" and reopened.conclusion is None
 
 
 def test_delete_an_experiment(api: Any, exp_id: str) -> None:

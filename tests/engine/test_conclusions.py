@@ -269,3 +269,50 @@ def test_two_workers_ticking_take_one_snapshot(eng: Engine, clock: Clock, tmp_pa
     assert other.add_snapshot(Snapshot("ab", clock.t, "interval", {"arms": []})) is False
     assert eng.history("ab")["reason"] == ["created", "interval"]
     other.close()
+
+
+def test_concluding_by_hand_records_the_leader_or_the_winner_given(
+    eng: Engine, clock: Clock
+) -> None:
+    make(eng)
+    feed(eng, (50, 1000), (58, 1000))  # the rule (P(best) 0.999, 2000 rewards) is not met
+    expected = beta_prob_best(np.array([51.0, 59.0]), np.array([951.0, 943.0]))
+    leader = "ab"[int(np.argmax(expected))]
+    clock.t += 7
+    exp = eng.update_experiment("ab", {"status": "concluded"})
+    assert exp.status == "concluded" and exp.conclusion is not None
+    c = exp.conclusion
+    assert c["winner"] == leader and c["manual"] is True and c["rule_met"] is False
+    assert c["prob_best"] == pytest.approx(expected["ab".index(leader)], abs=1e-12)
+    assert c["after_conclusion"] == "serve_winner" and "Concluded by hand" in c["reason"]
+    assert eng.history("ab")["reason"] == ["created", "conclusion"]
+    assert eng.conclusion("ab")["concluded"] == c
+    out = eng.decide("ab", n=100)["decisions"]
+    assert {d["arm_id"] for d in out} == {leader} and {d["propensity"] for d in out} == {1.0}
+    # another winner, named: recorded with its own P(best)
+    other = "b" if leader == "a" else "a"
+    c2 = eng.update_experiment("ab", {"status": "concluded", "winner": other}).conclusion
+    assert c2 is not None and c2["winner"] == other
+    assert c2["prob_best"] == pytest.approx(expected["ab".index(other)], abs=1e-12)
+    # re-opened as for an automatic conclusion
+    eng.update_experiment("ab", {"status": "running"})
+    assert eng.get_experiment("ab").conclusion is None
+
+
+def test_a_refused_conclusion_writes_nothing(eng: Engine) -> None:
+    make(eng)
+    before = eng.get_experiment("ab")
+    with pytest.raises(InvalidInput) as bad:
+        eng.update_experiment("ab", {"status": "concluded", "winner": "zzz"})
+    assert bad.value.field == "winner"
+    with pytest.raises(InvalidInput, match="goes alone"):
+        eng.update_experiment("ab", {"status": "concluded", "name": "x"})
+    with pytest.raises(InvalidInput, match="winner"):  # a winner only with concluded
+        eng.update_experiment("ab", {"status": "paused", "winner": "a"})
+    eng.delete_arm("ab", "a")
+    with pytest.raises(InvalidInput):  # a deleted arm cannot win
+        eng.update_experiment("ab", {"status": "concluded", "winner": "a"})
+    after = eng.get_experiment("ab")
+    assert after.status == "running" and after.conclusion is None
+    assert after.version == before.version + 1  # only the deletion
+    assert eng.history("ab")["reason"] == ["created"]

@@ -137,7 +137,16 @@ class PolicyPatch(BaseModel):
 
 class ExperimentPatch(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    status: Literal["running", "paused"] | None = None
+    status: Literal["running", "paused", "concluded"] | None = Field(
+        default=None,
+        description="`concluded` concludes it now (alone, with an optional `winner`); "
+        "`running` or `paused` re-opens a concluded experiment",
+    )
+    winner: str | None = Field(
+        default=None,
+        description="with status `concluded`: the winning arm (default: the arm with the "
+        "largest P(best))",
+    )
     policy: PolicyPatch | None = None
     stopping: StoppingIn | None = None
     snapshot_interval: float | None = None

@@ -166,6 +166,12 @@ def update_experiment(
     return Call("PATCH", _path(experiment_id), _experiment, _json(body), idempotent=True)
 
 
+def conclude(experiment_id: str, winner: str | None) -> Call[wire.Experiment]:
+    body = _json({"status": "concluded", "winner": winner})
+    # concluding twice with the same winner records the same conclusion (a later time)
+    return Call("PATCH", _path(experiment_id), _experiment, body, idempotent=True)
+
+
 def delete_experiment(experiment_id: str) -> Call[None]:
     return Call("DELETE", _path(experiment_id), _nothing, idempotent=True)
 

@@ -227,6 +227,11 @@ class AsyncClient:
             )
         )
 
+    async def conclude(self, experiment_id: str, winner: str | None = None) -> wire.Experiment:
+        """Conclude now, by hand: ``winner`` or else the arm with the largest P(best)
+        (``PATCH`` status ``concluded``; ``update_experiment`` with ``running`` re-opens)."""
+        return await self._run(calls.conclude(experiment_id, winner))
+
     async def delete_experiment(self, experiment_id: str) -> None:
         return await self._run(calls.delete_experiment(experiment_id))
 

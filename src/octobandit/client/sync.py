@@ -221,6 +221,11 @@ class Client:
             )
         )
 
+    def conclude(self, experiment_id: str, winner: str | None = None) -> wire.Experiment:
+        """Conclude now, by hand: ``winner`` or else the arm with the largest P(best)
+        (``PATCH`` status ``concluded``; ``update_experiment`` with ``running`` re-opens)."""
+        return self._run(calls.conclude(experiment_id, winner))
+
     def delete_experiment(self, experiment_id: str) -> None:
         return self._run(calls.delete_experiment(experiment_id))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from octobandit.engine.attribution import REWARD_FIELDS, Attribution
 from octobandit.engine.base import EngineBase
-from octobandit.engine.conclusions import parse_options, snapshot_data
+from octobandit.engine.conclusions import arms_view, assess, parse_options, snapshot_data
 from octobandit.engine.context import parse_features
 from octobandit.engine.priors import centred, check_stats
 from octobandit.engine.sizes import check_size
@@ -25,7 +25,7 @@ from octobandit.engine.specs import (
     _require,
 )
 from octobandit.errors import Conflict, InvalidInput, NotFound
-from octobandit.model import ArmRecord, ArmStatsRow, ExperimentRecord, Snapshot
+from octobandit.model import ArmRecord, ArmStatsRow, ExperimentRecord, Snapshot, iso_time
 from octobandit.policies import make_policy
 
 log = logging.getLogger("octobandit.engine")
@@ -122,12 +122,16 @@ class ControlPlaneMixin(EngineBase):
 
         Setting ``running`` or ``paused`` on a concluded experiment re-opens it
         (the recorded conclusion is cleared; its snapshot stays in the history).
+        Setting ``concluded`` (alone, optionally with a ``winner``) concludes it by
+        hand: see :meth:`_conclude_by_hand`.
 
         ``policy`` is merged into the current parameters when its ``type`` is
         absent or the same; a new ``type`` replaces the policy (statistics are
         kept: they do not depend on the policy).
         """
         changes = _require(changes, "body")
+        if changes.get("status") == "concluded":
+            return self._conclude_by_hand(experiment_id, changes)
         unknown = set(changes) - {"name", "status", "policy", "stopping", "snapshot_interval"}
         if unknown:
             raise InvalidInput(f"unknown or read-only fields {sorted(unknown)}", field="body")
@@ -171,6 +175,60 @@ class ControlPlaneMixin(EngineBase):
         if out:
             self.storage.update_experiment(experiment_id, out, self._clock())
         return self._changed(experiment_id)
+
+    def _conclude_by_hand(self, experiment_id: str, changes: Mapping[str, Any]) -> ExperimentRecord:
+        """``{"status": "concluded", "winner"?}``: record a conclusion now, whatever the rule.
+
+        The winner is the arm named (an arm of the experiment, not deleted; enabled or not) or else
+        the enabled arm with the largest P(best) (the rule's leader). The conclusion
+        is recorded as the stopping rule records one (``winner``, ``at``, ``reason``,
+        the winner's ``prob_best`` and ``expected_loss``, ``after_conclusion``) plus
+        ``"manual": true``, with a ``conclusion`` snapshot. Concluding a concluded
+        experiment records the new conclusion.
+        """
+        unknown = set(changes) - {"status", "winner"}
+        if unknown:
+            raise InvalidInput(
+                "status 'concluded' goes alone (with an optional winner), "
+                f"not with {sorted(unknown)}",
+                field="body",
+            )
+        record = self._record(experiment_id)
+        names = [a.arm_id for a in record.arms]
+        live_arms = {a.arm_id for a in record.arms if not a.deleted}
+        winner = changes.get("winner")
+        result, summary = assess(record)
+        if winner is None:
+            if result is None:
+                raise Conflict(
+                    f"experiment {experiment_id!r} has no enabled arm to conclude with",
+                    code="no_enabled_arm",
+                )
+            winner = names[result.leader]
+        elif not isinstance(winner, str) or winner not in live_arms:
+            raise InvalidInput(f"must be an arm of experiment {experiment_id!r}", field="winner")
+        row = next(r for r in arms_view(record, summary) if r["arm_id"] == winner)
+        now = self._clock()
+        rule_met = result is not None and result.met
+        stopping = record.options.get("stopping") or {}
+        self.storage.conclude(
+            experiment_id,
+            {
+                "winner": winner,
+                "at": iso_time(now),
+                "reason": "Concluded by hand."
+                + ("" if result is None else f" The stopping rule said: {result.reason}"),
+                "prob_best": row.get("prob_best"),
+                "expected_loss": row.get("expected_loss"),
+                "after_conclusion": stopping.get("after_conclusion", "serve_winner"),
+                "manual": True,
+                "rule_met": rule_met,
+            },
+            now,
+        )
+        record = self._changed(experiment_id)
+        self.storage.add_snapshot(Snapshot(experiment_id, now, "conclusion", snapshot_data(record)))
+        return record
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._live.pop(experiment_id, None)
