@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from octobandit.cli import export, serve, simulate  # noqa: F401  (registers the commands)
+from octobandit.cli import (  # noqa: F401  (registers the commands)
+    arms,
+    data,
+    experiments,
+    export,
+    fixtures,
+    serve,
+    simulate,
+)
 from octobandit.cli._app import app
 
 __all__ = ["app", "main"]
