@@ -444,8 +444,17 @@ def test_conclusion_and_history_routes(client: TestClient, engine: Any) -> None:
         r.json()["stopping"]["auto_conclude"] is True and r.json()["stopping"]["prob_best"] == 0.95
     )
     error(client.patch("/v1/experiments/exp", json={"stopping": {"prob_best": 2}}), 422)
-    error(client.patch("/v1/experiments/exp", json={"status": "concluded"}), 422)
     error(client.patch("/v1/experiments/exp", json={"snapshot_interval": 0}), 422)
+    # concluding by hand: refused as a whole, or recorded
+    patch = {"status": "concluded", "winner": "zz"}
+    assert "winner" in error(client.patch("/v1/experiments/exp", json=patch), 422)
+    patch = {"status": "concluded", "name": "x"}
+    assert "alone" in error(client.patch("/v1/experiments/exp", json=patch), 422)
+    assert client.get("/v1/experiments/exp").json()["conclusion"] is None
+    r = client.patch("/v1/experiments/exp", json={"status": "concluded", "winner": "c"})
+    assert r.status_code == 200 and r.json()["status"] == "concluded"
+    assert r.json()["conclusion"]["winner"] == "c" and r.json()["conclusion"]["manual"] is True
+    assert client.get("/v1/experiments/exp/conclusion").json()["concluded"]["winner"] == "c"
 
 
 def test_declared_context_features_are_validated_and_logged(

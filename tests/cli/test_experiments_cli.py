@@ -141,6 +141,9 @@ def test_decide_and_reward_by_decision_and_by_arm(url: str, api: Client, exp_id:
     assert by_arm["b"]["reward_sum"] == pytest.approx(2.0 + (chosen == "b"))
     table = cli(url, "experiments", "stats", exp_id)
     assert table.exit_code == 0 and "P(best)" in table.stdout and "stopping rule" in table.stdout
+    # a negative value after '--' reaches the service (which refuses it for a binary reward)
+    negative = cli(url, "reward", exp_id, "--", decision["decision_id"], "-1")
+    assert negative.exit_code == 4 and "reward" in negative.stderr
     # usage errors: no value, a value that is not a number, --count without --arm
     for args in (["d1"], ["d1", "lots"], ["d1", "1", "--count", "2"], ["--arm", "a", "d1", "1"]):
         assert cli(url, "reward", exp_id, *args).exit_code == 2
