@@ -318,3 +318,33 @@ def test_a_bad_fixture_or_experiment_writes_nothing(
     assert cli(url, "fixtures", "load", path, "-e", exp_id + "-missing").exit_code == 3
     assert [a.id for a in api.get_experiment(exp_id).arms] == ["a"]
     assert api.stats(exp_id).total_decisions == 0
+
+
+def test_the_readme_commands_run(url: str, api: Client) -> None:
+    import re
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Command line", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S)
+    assert block is not None
+    api.create_experiment("tg-prompts", arms=["arm1", "arm2"])  # the Telegram example's
+    decision_id = None
+    for line in block.group(1).splitlines():
+        args = shlex.split(line, comments=True)
+        assert args[0] == "octobandit"
+        args = [decision_id if a == "DECISION_ID" else a for a in args[1:]]
+        args = [
+            str(Path(__file__).parents[2] / a) if a.startswith("examples/") else a for a in args
+        ]
+        r = cli(url, *args)
+        assert r.exit_code == 0, (line, r.output)
+        found = re.search(r"decision (\S+)", r.stdout)
+        decision_id = found.group(1) if found and args[0] == "decide" else decision_id
+    assert api.get_experiment("router").conclusion["winner"] == "model-2"  # type: ignore[index]
+    assert api.stats("router").total_decisions == 1
+    assert sum(a.reward_sum for a in api.stats("router").arms) == 1
+    assert {a.arm_id: a.reward_sum for a in api.stats("tg-prompts").arms} == {
+        "arm1": 10,
+        "arm2": 80,
+    }
