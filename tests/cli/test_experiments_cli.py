@@ -231,6 +231,9 @@ def test_an_unreachable_service_is_exit_code_6() -> None:
         port = s.getsockname()[1]
     r = cli(f"http://127.0.0.1:{port}", "experiments", "list", "--timeout", "2")
     assert r.exit_code == 6 and "Connection refused" in r.stderr
+    for url in ("localhost:8000", "127.0.0.1", "ftp://127.0.0.1"):  # not a URL of a service
+        r = cli(url, "experiments", "list")
+        assert r.exit_code == 2 and "http:// or https://" in r.output
 
 
 class _Refusing(BaseHTTPRequestHandler):

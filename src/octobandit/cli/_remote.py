@@ -100,9 +100,19 @@ def exit_code(exc: BaseException) -> int:
 def connect(url: str, api_key: str, timeout: float) -> Iterator[Client]:
     """A client for one command; an SDK error becomes its message on standard error
     and the exit code for it."""
+    import httpx
+
     from octobandit.client import Client, Retry
     from octobandit.errors import OctobanditError
 
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise typer.BadParameter(
+            f"an http:// or https:// URL, e.g. {DEFAULT_URL}; got {url!r}", param_hint="--url"
+        )
     client = Client(url, api_key or None, timeout, retry=Retry(attempts=3))
     try:
         with client:
