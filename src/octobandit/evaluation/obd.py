@@ -23,8 +23,8 @@ them, so that estimates agree with obp's (the reward model sees the same feature
   ``item_feature_0`` (the rank of the value among the column's sorted values, so
   ``item_id`` itself comes first), then ``item_feature_0`` as a number.
 
-Only NumPy and the standard library are used; :func:`evaluate_obd`'s reward model needs
-scikit-learn (``pip install 'octobandit[evaluation]'``).
+Only NumPy and the standard library are used, by :func:`evaluate_obd` too (its reward
+model is :class:`~octobandit.evaluation.NewtonLogisticRegression`).
 """
 
 from __future__ import annotations
@@ -390,10 +390,13 @@ def evaluate_obd(
     SNIPW, DM and DR: ``{"estimates": {"ipw": {"value": …, "ci95": [lo, hi]}, "snipw": …,
     "dm": …, "dr": …}}``.
 
-    The reward model of DM and DR is obp's quickstart's: a logistic regression
-    (``max_iter=1000``, seeded by ``random_state``) per position on the context and the
-    item's ``action_context``, with ``n_folds``-fold cross-fitting seeded by
-    ``random_state``; the bootstrap intervals are seeded by ``random_state`` too.
+    The reward model of DM and DR is obp's quickstart's: an L2-regularised logistic
+    regression (``C = 1``, with an intercept: scikit-learn's ``LogisticRegression()``'s
+    objective, solved to convergence by :class:`NewtonLogisticRegression`, NumPy only) per
+    position on the context and the item's ``action_context``, with ``n_folds``-fold
+    cross-fitting seeded by ``random_state`` (scikit-learn's ``KFold`` partition); the
+    bootstrap intervals are seeded by ``random_state`` too. Neither scikit-learn nor obp is
+    needed.
     """
     from octobandit.evaluation.estimators import (
         DirectMethod,
@@ -402,7 +405,7 @@ def evaluate_obd(
         SelfNormalizedInverseProbabilityWeighting,
         evaluate,
     )
-    from octobandit.evaluation.regression import RegressionModel, _sklearn
+    from octobandit.evaluation.regression import NewtonLogisticRegression, RegressionModel
 
     pi = np.asarray(action_dist, dtype=np.float64)
     shape = (data.n_actions, data.len_list)
@@ -416,9 +419,7 @@ def evaluate_obd(
     model = RegressionModel(
         n_actions=data.n_actions,
         len_list=data.len_list,
-        base_model=_sklearn().linear_model.LogisticRegression(
-            max_iter=1000, random_state=random_state
-        ),
+        base_model=NewtonLogisticRegression(C=1.0),
         action_context=data.action_context,
     )
     q = model.fit_predict(
