@@ -10,6 +10,12 @@ tests/data/obd_bts_action_dist.json. Run it in the obp venv (obp needs pandas 1.
 
     bench/obp-venv && .venv-obp/bin/python bench/obp_reference.py
 
+``--check-loader`` instead compares octobandit's ``load_obd`` (from this checkout's src/,
+needing NumPy only) with obp's ``OpenBanditDataset`` on all six parts of obp's sample and
+exits non-zero on a difference:
+
+    PYTHONPATH=src .venv-obp/bin/python bench/obp_reference.py --check-loader
+
 ``--time-only`` runs the same and prints its timing as JSON without writing anything
 (bench/evaluation.py uses it); ``--n-bootstrap N`` sets the resamples (1,000 by default, as
 octobandit's ``evaluate``; obp's own default is 100).
@@ -129,11 +135,53 @@ def run(n_bootstrap: int) -> tuple[dict[str, object], list[list[float]], dict[st
     return reference, action_dist[0].tolist(), timing
 
 
+def check_loader() -> bool:
+    """octobandit's arrays against obp's for every part of obp's sample: the integers and
+    the one-hot context identical; the floats (propensities, item_feature_0) to 1e-12,
+    since pandas' default CSV float parser is not correctly rounded (off by up to ~1e-12
+    relative on OBD's propensities) and octobandit's is."""
+    import numpy as np
+    import obp
+    from obp.dataset import OpenBanditDataset
+
+    from octobandit.evaluation.obd import load_obd
+
+    root = Path(obp.__file__).parent / "dataset" / "obd"
+    ok = True
+    for policy in ("random", "bts"):
+        for campaign in ("all", "men", "women"):
+            theirs = OpenBanditDataset(behavior_policy=policy, campaign=campaign)
+            feedback = theirs.obtain_batch_bandit_feedback()
+            ours = load_obd(root / policy / campaign)
+            same = {
+                key: bool(
+                    np.array_equal(
+                        np.asarray(feedback[key], dtype=float), getattr(ours, key).astype(float)
+                    )
+                )
+                for key in ("action", "position", "reward", "context")
+            }
+            same["n_actions"] = int(feedback["n_actions"]) == ours.n_actions
+            same["len_list"] = theirs.len_list == ours.len_list
+            same["pscore"] = bool(np.allclose(feedback["pscore"], ours.pscore, rtol=1e-12, atol=0))
+            same["action_context"] = bool(
+                np.allclose(
+                    theirs.action_context.astype(float), ours.action_context, rtol=1e-12, atol=0
+                )
+            )
+            print(policy, campaign, json.dumps(same))
+            ok = ok and all(same.values())
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-only", action="store_true")
     parser.add_argument("--n-bootstrap", type=int, default=1000)
+    parser.add_argument("--check-loader", action="store_true")
     args = parser.parse_args()
+    if args.check_loader:
+        sys.exit(0 if check_loader() else 1)
     reference, dist, timing = run(args.n_bootstrap)
     if args.time_only:
         print(json.dumps(timing))

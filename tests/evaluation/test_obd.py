@@ -119,16 +119,31 @@ def test_plain_csv_reads_the_same(
         assert np.array_equal(getattr(data, name), getattr(random_all, name)), name
 
 
-def test_rows_are_sorted_by_time_stably(tmp_path: Path, random_all: OpenBanditData) -> None:
+def test_rows_are_sorted_by_time(tmp_path: Path, random_all: OpenBanditData) -> None:
     part = _plain_copy(tmp_path, False)
     lines = (part / "all.csv").read_text().splitlines()
     (part / "all.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
     data = load_obd(part)
     assert (np.diff(data.timestamp) >= np.timedelta64(0, "us")).all()
-    same = np.concatenate([[False], np.diff(random_all.timestamp) == np.timedelta64(0, "us")])
-    assert same.any()  # the sample has rows at the same time: their order is the file's
-    keep = ~(same | np.roll(same, -1))
-    assert np.array_equal(data.action[keep], random_all.action[keep])
+    # the same rounds: only rows at the same time may come in another order
+    assert np.array_equal(data.timestamp, random_all.timestamp)
+    key = np.lexsort((data.action, data.position, data.reward, data.timestamp))
+    ref = np.lexsort(
+        (random_all.action, random_all.position, random_all.reward, random_all.timestamp)
+    )
+    assert np.array_equal(data.action[key], random_all.action[ref])
+    assert np.array_equal(data.context[key], random_all.context[ref])
+
+
+def test_mixed_time_offsets_sort_by_time(tmp_path: Path) -> None:
+    rows = [
+        "0,2019-11-24 10:00:00+09:00,1,1,0,0.0125,a",  # 01:00 UTC
+        "1,2019-11-24 02:00:00+00:00,2,1,0,0.0125,b",  # 02:00 UTC
+        "2,2019-11-24 00:30:00+00:00,3,1,1,0.0125,a",  # 00:30 UTC
+    ]
+    part = _write_log(tmp_path / "random" / "all", HEADER + "\n".join(rows) + "\n")
+    data = load_obd(part)
+    assert data.action.tolist() == [3, 1, 2]
 
 
 def _write_log(part: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ layout of the full dataset and of the 10,000-round sample in obp's wheel
 :func:`load_obd` reads a part into arrays built as obp 0.4.1's ``OpenBanditDataset`` builds
 them, so that estimates agree with obp's (the reward model sees the same features):
 
-- rows sorted by ``timestamp`` (a stable sort: rows with the same time keep the file's
-  order);
+- rows sorted by ``timestamp``, as obp sorts them (NumPy's quicksort of the timestamp
+  strings, so rows at the same time come in obp's order, not necessarily the file's);
 - ``position``: the dense rank of the file's positions, from 0;
 - ``context``: each ``user_feature_*`` column one-hot encoded over its values in sorted
   order, without the first value's column (a column of numbers is kept as a number, in
@@ -255,8 +255,14 @@ def load_obd(directory: str | Path) -> OpenBanditData:
     user = [i for i, name in enumerate(header) if name.startswith("user_feature")]
     if not user:
         raise ObdError(f"{log}: no user_feature_* column")
-    stamps = _timestamps(log, [r[cols["timestamp"]] for r in rows])
-    order = np.argsort(stamps, kind="stable")
+    texts = [r[cols["timestamp"]] for r in rows]
+    stamps = _timestamps(log, texts)
+    # obp (pandas' sort_values) sorts the timestamp strings with NumPy's quicksort: the same
+    # here, so that rows at the same time come in obp's order (and fall in the same folds),
+    # unless the strings' order is not the times' (mixed offsets): then by time, stably
+    order = np.argsort(np.array(texts, dtype=object), kind="quicksort")
+    if (np.diff(stamps[order]) < np.timedelta64(0, "us")).any():
+        order = np.argsort(stamps, kind="stable")
     rows = [rows[i] for i in order]
     stamps = stamps[order]
 
