@@ -51,6 +51,12 @@ def kfold_splits(
     return out
 
 
+def _matvec(x: Floats, v: Floats) -> Floats:
+    """``x @ v`` without BLAS: on these small, thin products a multithreaded BLAS spends
+    more on its threads than on the work (5 to 10 times slower on a busy 2-core machine)."""
+    return np.asarray(np.einsum("ni,i->n", x, v), dtype=np.float64)
+
+
 class NewtonLogisticRegression:
     """L2-regularised logistic regression for 0/1 rewards, fitted by Newton's method with
     NumPy only.
@@ -88,7 +94,7 @@ class NewtonLogisticRegression:
         return NewtonLogisticRegression(C=self.C, tol=self.tol, max_iter=self.max_iter)
 
     def _objective(self, x1: Floats, y: Floats, theta: Floats) -> float:
-        z = x1 @ theta
+        z = _matvec(x1, theta)
         loss = np.logaddexp(0.0, z) - y * z  # the log-loss of a logistic model, stably
         return float(0.5 * theta[:-1] @ theta[:-1] + self.C * loss.sum())
 
@@ -104,9 +110,10 @@ class NewtonLogisticRegression:
         penalty[-1] = 0.0
         value = self._objective(x1, ya, theta)
         for _ in range(self.max_iter):
-            p = 1.0 / (1.0 + np.exp(-(x1 @ theta)))
-            grad = self.C * (x1.T @ (p - ya)) + penalty * theta
-            hess = self.C * (x1.T * (p * (1.0 - p))) @ x1 + np.diag(penalty)
+            p = 1.0 / (1.0 + np.exp(-_matvec(x1, theta)))
+            grad = self.C * np.einsum("ni,n->i", x1, p - ya) + penalty * theta
+            hess = self.C * np.einsum("ni,nj->ij", x1 * (p * (1.0 - p))[:, np.newaxis], x1)
+            hess += np.diag(penalty)
             step = np.linalg.solve(hess, grad)
             t = 1.0
             while True:  # backtracking (Armijo) on the convex objective
@@ -123,7 +130,7 @@ class NewtonLogisticRegression:
         return self
 
     def decision_function(self, x: npt.ArrayLike) -> Floats:
-        return np.asarray(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_)
+        return _matvec(np.asarray(x, dtype=np.float64), self.coef_) + self.intercept_
 
     def predict_proba(self, x: npt.ArrayLike) -> Floats:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(x)))
@@ -289,9 +296,12 @@ class RegressionModel:
                 if isinstance(model, NewtonLogisticRegression):
                     # linear: the context's and the action's parts of the logit add up
                     d = x.shape[1]
-                    z = (x[test] @ model.coef_[:d])[:, np.newaxis] + (
-                        self.action_context @ model.coef_[d:] + model.intercept_
-                    )[np.newaxis, :]
+                    z = (
+                        _matvec(x[test], model.coef_[:d])[:, np.newaxis]
+                        + (_matvec(self.action_context, model.coef_[d:]) + model.intercept_)[
+                            np.newaxis, :
+                        ]
+                    )
                     q[test, :, slot] = 1.0 / (1.0 + np.exp(-z))
                     continue
                 # every action for every held-out round: (len(test) * K) feature rows
