@@ -11,6 +11,7 @@ import ast
 import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -321,4 +322,15 @@ def test_per_round_action_dist_gives_the_same(
     dist = read_action_dist(DIST_FILE)
     full = np.broadcast_to(dist, (random_all.n_rounds, *dist.shape))
     again = evaluate_obd(random_all, full)["estimates"]
+    assert again == ours
+
+
+def test_evaluate_obd_needs_no_scikit_learn(
+    random_all: OpenBanditData, ours: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(sys.modules):
+        if name == "sklearn" or name.startswith("sklearn."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    again = evaluate_obd(random_all, read_action_dist(DIST_FILE))["estimates"]
     assert again == ours
