@@ -29,13 +29,14 @@ from octobandit.evaluation.estimators import (
     SwitchDoublyRobust,
     evaluate,
 )
-from octobandit.evaluation.regression import RegressionModel
+from octobandit.evaluation.regression import NewtonLogisticRegression, RegressionModel
 
 __all__ = [
     "DirectMethod",
     "DoublyRobust",
     "EvaluationError",
     "InverseProbabilityWeighting",
+    "NewtonLogisticRegression",
     "OffPolicyEstimator",
     "RegressionModel",
     "Replay",

@@ -128,25 +128,40 @@ class OffPolicyEstimator:
             reward, action, action_dist, pscore, position, estimated_rewards_by_reg_model
         )
         terms = np.stack(self._terms(data))  # (k, n)
-        n = data.n
-        rng = np.random.default_rng(random_state)
-        per_chunk = max(1, _CHUNK // n)
-        parts: list[Floats] = []
-        for start in range(0, n_bootstrap_samples, per_chunk):
-            b = min(per_chunk, n_bootstrap_samples - start)
-            idx = rng.integers(0, n, size=(b, n))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sums = np.stack([term[idx].sum(axis=1) for term in terms])  # (k, b)
-                parts.append(self._combine(sums, n))
-        values = np.concatenate(parts)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            raise EvaluationError("no bootstrap resample gave a finite estimate")
-        lower, upper = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-        return {"mean": float(values.mean()), "lower": float(lower), "upper": float(upper)}
+        (values,) = _bootstrap([(self, terms)], data.n, n_bootstrap_samples, random_state)
+        return _interval(values, alpha)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _bootstrap(
+    jobs: list[tuple[OffPolicyEstimator, Floats]], n: int, n_samples: int, random_state: Seed
+) -> list[Floats]:
+    """Each estimator's re-estimates on the same ``n_samples`` resamples of the ``n``
+    rounds (one draw of the resamples, shared by every estimator): the finite ones."""
+    rng = np.random.default_rng(random_state)
+    per_chunk = max(1, _CHUNK // n)
+    parts: list[list[Floats]] = [[] for _ in jobs]
+    for start in range(0, n_samples, per_chunk):
+        b = min(per_chunk, n_samples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        for part, (estimator, terms) in zip(parts, jobs, strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sums = np.stack([term[idx].sum(axis=1) for term in terms])  # (k, b)
+                part.append(estimator._combine(sums, n))
+    out = []
+    for part in parts:
+        values = np.concatenate(part)
+        out.append(values[np.isfinite(values)])
+    return out
+
+
+def _interval(values: Floats, alpha: float) -> dict[str, float]:
+    if values.size == 0:
+        raise EvaluationError("no bootstrap resample gave a finite estimate")
+    lower, upper = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return {"mean": float(values.mean()), "lower": float(lower), "upper": float(upper)}
 
 
 class InverseProbabilityWeighting(OffPolicyEstimator):
@@ -397,6 +412,12 @@ class Replay(OffPolicyEstimator):
         return f"Replay(random_state={self.random_state})"
 
 
+def _arg(arrays: dict[str, Any], name: str) -> Any:
+    if name not in arrays:
+        raise TypeError(f"evaluate() needs the array {name!r}")
+    return arrays[name]
+
+
 def evaluate(
     estimators: Iterable[OffPolicyEstimator],
     *,
@@ -442,13 +463,32 @@ def evaluate(
     arrays.pop("context", None)
     if unknown:
         raise TypeError(f"evaluate() got unknown arrays: {', '.join(unknown)}")
-    out: dict[str, dict[str, Any]] = {}
+    if n_bootstrap_samples < 1:
+        raise EvaluationError(f"n_bootstrap_samples = {n_bootstrap_samples} must be >= 1")
+    jobs: list[tuple[OffPolicyEstimator, Floats]] = []
+    values: dict[str, float] = {}
+    n = 0
     for estimator in estimators:
-        if estimator.name in out:
+        if estimator.name in values:
             raise EvaluationError(f"two estimators are named {estimator.name!r}")
-        value = estimator.estimate_policy_value(**arrays)
-        ci = estimator.estimate_interval(
-            **arrays, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state
+        data = estimator._validate(
+            _arg(arrays, "reward"),
+            _arg(arrays, "action"),
+            _arg(arrays, "action_dist"),
+            arrays.get("pscore"),
+            arrays.get("position"),
+            arrays.get("estimated_rewards_by_reg_model"),
         )
-        out[estimator.name] = {"value": value, "ci95": [ci["lower"], ci["upper"]]}
+        terms = np.stack(estimator._terms(data))
+        values[estimator.name] = float(
+            estimator._combine(terms.sum(axis=1)[:, np.newaxis], data.n)[0]
+        )
+        jobs.append((estimator, terms))
+        n = data.n
+    # the same resamples for every estimator, as when each drew its own from random_state
+    resampled = _bootstrap(jobs, n, n_bootstrap_samples, random_state) if jobs else []
+    out: dict[str, dict[str, Any]] = {}
+    for (estimator, _), boot in zip(jobs, resampled, strict=True):
+        ci = _interval(boot, 0.05)
+        out[estimator.name] = {"value": values[estimator.name], "ci95": [ci["lower"], ci["upper"]]}
     return out
