@@ -471,14 +471,16 @@ def run_import(
             s.bad_rows.append(f"line {line}: {message}")
 
     def add_arms() -> None:
-        wanted = {d.arm_id for d in decisions} - known
-        new = [a for a in order if a in wanted]
-        new += sorted(wanted - set(new), key=_arm_key)
+        new = [a for a in order if a not in known]  # every arm the data declares, in order
+        wanted = {d.arm_id for d in decisions} - known - set(new)
+        new += sorted(wanted, key=_arm_key)
         for arm in new:
             try:
                 engine.add_arm(experiment_id, {"id": arm})
             except InvalidInput as exc:
-                line = next(d_lines[i] for i, d in enumerate(decisions) if d.arm_id == arm)
+                line = next(
+                    (d_lines[i] for i, d in enumerate(decisions) if d.arm_id == arm), s.lines
+                )
                 raise BadRow(line, f"arm {arm!r}: {exc.message}") from None
             known.add(arm)
             s.arms_added.append(arm)
