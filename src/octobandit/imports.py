@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from octobandit.engine.imports import ImportedDecision, ImportedOutcome, ImportResult
 from octobandit.errors import InvalidInput
 from octobandit.model import OUTCOME_KINDS
@@ -78,6 +80,8 @@ def derived_id(ts: float, key: str) -> str:
 
 def parse_time(value: Any, line: int, name: str) -> float:
     """Epoch seconds from a number or an ISO 8601 text (UTC when no offset is given)."""
+    if type(value) is float and 0 <= value < 1e11:
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         ts = float(value)
     elif isinstance(value, str) and value:
@@ -99,6 +103,8 @@ def parse_time(value: Any, line: int, name: str) -> float:
 
 
 def _number(value: Any, line: int, name: str) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -168,15 +174,17 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Row]:
         if not text.strip():
             continue
         try:
-            e = json.loads(text)
-        except ValueError as exc:
-            yield Row(n, bad=f"not JSON ({exc.args[0][:60]})")
+            e = _decode(text)
+        except msgspec.DecodeError as exc:
+            yield Row(n, bad=f"not JSON ({str(exc)[:60]})")
             continue
         try:
             yield _own_event(e, n)
         except BadRow as exc:
             yield Row(n, bad=exc.message)
 
+
+_decode = msgspec.json.decode
 
 _CSV_NUMBERS = ("ts", "propensity", "reward", "count")
 
@@ -311,9 +319,9 @@ def read_dsjson(lines: Iterable[str]) -> Iterator[Row]:
 
 def _dsjson_rows(text: str, n: int, declared: list[str]) -> Iterator[Row]:
     try:
-        e = json.loads(text)
-    except ValueError as exc:
-        raise BadRow(n, f"not JSON ({exc.args[0][:60]})") from None
+        e = _decode(text)
+    except msgspec.DecodeError as exc:
+        raise BadRow(n, f"not JSON ({str(exc)[:60]})") from None
     if not isinstance(e, dict):
         raise BadRow(n, "not a JSON object")
     shared = e.get("c")
