@@ -82,9 +82,8 @@ def import_log(
     """Import logged bandit feedback (decisions with propensities, contexts and outcomes)
     into a new experiment, in batches; re-running resumes and adds nothing twice.
 
-    Exit status: 0 imported; 1 failed (a bad row, a conflict or the store: the failing
-    batch wrote nothing, earlier ones are kept, a re-run resumes); 3 imported with rows
-    left out by --skip-bad; 2 bad options.
+    Exit status: 0 imported; 1 failed (a re-run resumes); 2 bad options;
+    3 imported, with rows left out by --skip-bad.
     """
     import contextlib
     import json
