@@ -191,12 +191,14 @@ def import_group(
             )
     refs: dict[str, DecisionRef] = {}
     units: dict[str, tuple[str, float]] = {}
+    contextual = live.policy.contextual  # only a contextual policy's update reads the context
     for decision_id, (e, j) in fresh.items():
         live.decisions[j] += 1
         live.add_decisions[j] += 1
         live.dirty.add(j)
+        context = json_text(e.context) if contextual else None
         refs[decision_id] = DecisionRef(
-            e.arm_id, False, e.propensity, json_text(e.context), e.eligible, e.policy, e.ts
+            e.arm_id, False, e.propensity, context, e.eligible, e.policy, e.ts
         )
         if e.unit_id is not None:
             units[e.unit_id] = (e.arm_id, e.propensity)  # the unit's last decision, as the fold
