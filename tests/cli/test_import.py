@@ -217,6 +217,39 @@ def test_the_open_bandit_dataset_sample(tmp_path: Path) -> None:
     assert summary["skipped"] == {"position 2": per["2"], "position 3": per["3"]}
 
 
+def test_declared_features_feed_a_linear_policy(tmp_path: Path) -> None:
+    target = tmp_path / "lin.db"
+    features = "position,user-item_affinity_3"
+    r = _invoke("import", "lin", str(DATA), "--db", str(target), "--policy", "linucb",
+                "--context-features", features, "--batch-size", "100", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with DATA.open(newline="") as f:
+        rows = {(r["timestamp"], r["item_id"], r["position"]): r for r in csv.DictReader(f)}
+    decisions, _ = _log(target, "lin")
+    assert len(decisions) == 240
+    for ts, arm, _, _, context in decisions.values():
+        match = [r for (_, item, _), r in rows.items() if item == arm and
+                 abs(_ts(r["timestamp"]) - ts) < 1e-6]  # fmt: skip
+        assert len(match) == 1
+        assert context == [float(match[0]["position"]), float(match[0]["user-item_affinity_3"])]
+    store = SQLiteStorage(str(target))
+    try:
+        record = store.get_experiment("lin")
+        assert record is not None and record.policy_state is not None
+        assert record.options["context_features"] == features.split(",")
+    finally:
+        store.close()
+    # a resume must declare the same features
+    r = _invoke("import", "lin", str(DATA), "--db", str(target), "--policy", "linucb")
+    assert r.exit_code == 1 and "context features" in r.output
+
+
+def _ts(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
 def test_foreign_dsjson(tmp_path: Path) -> None:
     """VW's own logs: GUID event ids, actions named by an ``id`` feature, unlabelled lines."""
     lines = []
@@ -248,6 +281,13 @@ def test_foreign_dsjson(tmp_path: Path) -> None:
         _summary(_invoke("import", "vw", str(path), "--db", str(target), "--json"))["decisions"]
         == 0
     )
+    piped = runner.invoke(
+        app,
+        ["import", "vw", "-", "--db", str(tmp_path / "in.db"), "--json"],
+        input=path.read_text(),
+    )
+    assert piped.exit_code == 0, piped.output
+    assert _log(tmp_path / "in.db", "vw") == (decisions, outcomes)
 
 
 def _jsonl(n: int, *, bad_at: int | None = None) -> str:
@@ -317,6 +357,7 @@ def _decisions_so_far(db: Path) -> int:
     return int(row[0])
 
 
+@pytest.mark.slow
 def test_a_killed_import_resumes_exactly_once(tmp_path: Path) -> None:
     n = 30_000
     path = tmp_path / "big.jsonl"
