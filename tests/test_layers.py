@@ -47,6 +47,8 @@ FORBIDDEN = {
         "octobandit.api.guards",
         "octobandit.cli",
     ),
+    # ``octobandit import``'s readers and batches: a door over the engine
+    "imports": ("octobandit.api", "octobandit.cli"),
     # the wire types and the client import nothing heavy: a client install has no server
     "wire": (*SERVER_PARTS, "octobandit.client"),
     "client": SERVER_PARTS,

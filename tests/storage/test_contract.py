@@ -237,6 +237,31 @@ def test_find_decisions_knows_rewarded_ones_of_its_experiment(store: Storage) ->
     assert found["d0001"].context is not None  # stored JSON, decoded on demand
 
 
+def test_append_new_decisions_appends_only_ids_not_logged_anywhere(store: Storage) -> None:
+    store.create_experiment(record())
+    store.create_experiment(record("e2", at=T0 + 1))
+    with store.batch() as tx:
+        tx.append_decisions([decision(0), decision(50, "e2")])
+        tx.append_rewards([reward(7, "d0007")])  # an outcome's id is not a decision's
+    batch = [decision(0), decision(1), decision(50), decision(2), decision(1), decision(7)]
+    with store.batch() as tx:
+        appended = tx.append_new_decisions(batch)
+    assert appended == {"d0001", "d0002", "d0007"}  # d0000 is logged, d0050 is e2's
+    decisions = [e for e in store.events("e1") if e.kind == "decision"]
+    assert [e.decision_id for e in decisions] == ["d0000", "d0001", "d0002", "d0007"]
+    d1 = decision(1)
+    e1 = decisions[1]
+    assert (e1.ts, e1.arm_id, e1.propensity, e1.context) == (
+        d1.ts,
+        d1.arm_id,
+        d1.propensity,
+        d1.context,
+    )
+    with store.batch() as tx:  # again: nothing new
+        assert tx.append_new_decisions(batch) == set()
+    assert sum(e.kind == "decision" for e in store.events("e1")) == 4
+
+
 def test_assignments_are_sticky_and_upserted(store: Storage) -> None:
     store.create_experiment(record())
     with store.batch() as tx:

@@ -8,6 +8,7 @@ from octobandit.cli import (  # noqa: F401  (registers the commands)
     experiments,
     export,
     fixtures,
+    imports,
     serve,
     simulate,
 )

@@ -41,6 +41,7 @@ import numpy as np
 
 from octobandit.engine.control import ControlPlaneMixin
 from octobandit.engine.data_plane import DataPlaneMixin
+from octobandit.engine.imports import ImportMixin
 from octobandit.engine.lifecycle import LifecycleMixin
 from octobandit.engine.live import _Live
 from octobandit.engine.reporting import ReportingMixin
@@ -51,7 +52,14 @@ from octobandit.storage.base import Storage
 __all__ = ["Engine", "Limits"]
 
 
-class Engine(ControlPlaneMixin, DataPlaneMixin, SettlementMixin, LifecycleMixin, ReportingMixin):
+class Engine(
+    ControlPlaneMixin,
+    DataPlaneMixin,
+    ImportMixin,
+    SettlementMixin,
+    LifecycleMixin,
+    ReportingMixin,
+):
     """Experiments over a :class:`~octobandit.storage.base.Storage`.
 
     ``seed`` fixes the random stream (tests, simulations); by default it comes

@@ -71,6 +71,11 @@ class EventLogTx(Protocol):
 
     def append_decisions(self, events: Sequence[DecisionEvent]) -> None: ...
 
+    def append_new_decisions(self, events: Sequence[DecisionEvent]) -> set[str]:
+        """Append the decisions whose id is not logged yet (in any experiment; the first
+        of repeated ids in ``events``) and return the ids appended: an import's
+        idempotence (``octobandit import``)."""
+
     def find_decisions(
         self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:

@@ -498,6 +498,24 @@ class PostgresBatch:
             ),
         )
 
+    def append_new_decisions(self, events: Sequence[DecisionEvent]) -> set[str]:
+        ids = list(dict.fromkeys(e.decision_id for e in events))
+        logged = {
+            r[0]
+            for r in self._execute(
+                "SELECT decision_id FROM events WHERE decision_id = ANY(%s)"
+                " AND kind IN ('decision', 'reward', 'default') AND kind = 'decision'",
+                (ids,),
+            )
+        }
+        fresh: dict[str, DecisionEvent] = {}
+        for e in events:
+            if e.decision_id not in logged and e.decision_id not in fresh:
+                fresh[e.decision_id] = e
+        if fresh:
+            self.append_decisions(list(fresh.values()))
+        return set(fresh)
+
     def find_decisions(
         self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:

@@ -397,6 +397,28 @@ class SQLiteBatch:
             ],
         )
 
+    def append_new_decisions(self, events: Sequence[DecisionEvent]) -> set[str]:
+        ids = list(dict.fromkeys(e.decision_id for e in events))
+        logged: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            logged.update(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT decision_id FROM events WHERE decision_id IN ({marks})"
+                    f" AND {_ONCE} AND kind = 'decision'",
+                    chunk,
+                )
+            )
+        fresh: dict[str, DecisionEvent] = {}
+        for e in events:
+            if e.decision_id not in logged and e.decision_id not in fresh:
+                fresh[e.decision_id] = e
+        if fresh:
+            self.append_decisions(list(fresh.values()))
+        return set(fresh)
+
     def find_decisions(
         self, experiment_id: str, decision_ids: Sequence[str], *, parts: bool = False
     ) -> dict[str, DecisionRef]:
