@@ -117,6 +117,10 @@ def _text(driver: Any, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
 
 
+def _renders(driver: Any) -> int:
+    return int(driver.find_element(By.ID, "view").get_attribute("data-renders") or 0)
+
+
 def _severe(driver: Any) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -201,6 +205,15 @@ def test_the_dashboard_shows_live_data_and_its_controls_work(
     browser.find_element(By.ID, "refresh-now").click()
     _wait(browser, lambda d: _text(d, "total-decisions").replace(",", "") == str(made))
 
+    # -- an opened data table stays open across refreshes
+    browser.find_element(By.ID, "probbest-summary").click()
+    assert browser.find_element(By.ID, "probbest-details").get_attribute("open") is not None
+    renders = _renders(browser)
+    browser.find_element(By.ID, "refresh-now").click()
+    _wait(browser, lambda d: _renders(d) > renders)  # the view was drawn again
+    assert browser.find_element(By.ID, "probbest-details").get_attribute("open") is not None
+    browser.find_element(By.ID, "probbest-summary").click()
+
     # -- keyboard: Tab reaches the controls, focus is visible, Enter presses -------------
     browser.find_element(By.ID, "refresh-toggle").click()  # auto-refresh off: a still page
     assert browser.find_element(By.ID, "refresh-toggle").get_attribute("aria-pressed") == "false"
@@ -265,6 +278,13 @@ def test_errors_are_shown_and_the_key_stays_in_the_tab(service: Any, browser: An
     browser.get(service.url + "/ui/#/experiments/no-such-thing")
     _wait(browser, lambda d: d.find_element(By.ID, "error-message").is_displayed())
     assert "404 experiment_not_found" in _text(browser, "error-message")
+    # the messages of a refused key (the auth layer answers 401 or 403, nothing is written)
+    messages = browser.execute_script(
+        "return [explain(new ApiError(401, 'unauthorized', 'no key')),"
+        " explain(new ApiError(403, 'forbidden', 'needs admin'))]"
+    )
+    assert messages[0].startswith("401: this service needs an API key"), messages
+    assert messages[1].startswith("403: your API key may not do this"), messages
     browser.find_element(By.ID, "api-key").send_keys("ob_test_key", Keys.ENTER)
     _wait(browser, lambda d: "key set" in _text(d, "key-state"))
     stored = browser.execute_script("return sessionStorage.getItem('octobandit.apiKey')")

@@ -134,7 +134,13 @@ async function refresh(moveFocus) {
   try {
     const view = where.view === "experiment" ? await experimentView(where.id) : await listView();
     const host = document.getElementById("view");
+    // the data tables the reader opened stay open across refreshes
+    const open = new Set([...host.querySelectorAll("details[open]")].map((d) => d.id));
+    view.querySelectorAll("details").forEach((d) => {
+      if (!moveFocus && open.has(d.id)) d.open = true;
+    });
     host.replaceChildren(view);
+    host.dataset.renders = String(Number(host.dataset.renders || 0) + 1);
     fail("");
     document.getElementById("updated").textContent = "updated " + fmt.clock(Date.now()) + " UTC";
     if (moveFocus) {
@@ -438,7 +444,7 @@ function ticks(lo, hi, y, n, digits) {
 }
 
 function table(id, caption, head, rows) {
-  return el("details", {}, el("summary", { id: id + "-summary" }, "Data table: " + caption),
+  return el("details", { id: id + "-details" }, el("summary", { id: id + "-summary" }, "Data table: " + caption),
     el("div", { class: "scroll" }, el("table", { id: id + "-table" }, el("caption", {}, caption),
       el("thead", {}, el("tr", {}, head.map((h, i) => el("th", { scope: "col", class: i ? "num" : null }, h)))),
       el("tbody", {}, rows.map((r) => el("tr", {}, r.map((v, i) => i ? el("td", { class: "num" }, v)
