@@ -374,13 +374,17 @@ function allocation(history, stats, arms, now) {
   return out;
 }
 
+const PAGES_PER_REFRESH = 5; // 50,000 events at most per refresh: a long log fills in over refreshes
+const MAX_POINTS = 4000; // kept points of the curve (every other one dropped beyond; the total is exact)
+
 /** The cumulative reward over time from the event log (rewards and defaults, since the last
  * reset), read incrementally with its cursor: each refresh fetches only the new events. */
 async function rewardLog(id) {
-  if (!state.rewards || state.rewards.id !== id) state.rewards = { id, after: 0, total: 0, points: [], complete: true };
+  if (!state.rewards || state.rewards.id !== id)
+    state.rewards = { id, after: 0, total: 0, read: 0, points: [], complete: true };
   const log = state.rewards;
   const path = "/v1/experiments/" + enc(id) + "/events?kind=reward&kind=default&kind=reset&limit=10000&after=";
-  for (let page = 0; page < 20; page++) {
+  for (let page = 0; page < PAGES_PER_REFRESH; page++) {
     const answer = await api("GET", path + log.after);
     for (const e of answer.events) {
       if (e.kind === "reset") {
@@ -389,7 +393,9 @@ async function rewardLog(id) {
       } else {
         log.total += (e.reward || 0) * (e.count === null || e.count === undefined ? 1 : e.count);
         log.points.push([e.ts * 1000, log.total]);
+        if (log.points.length > MAX_POINTS) log.points = log.points.filter((_, i) => i % 2 === 1);
       }
+      log.read += 1;
       log.after = e.seq;
     }
     log.complete = answer.next === null;
@@ -575,7 +581,7 @@ function rewardCard(log, stats, now) {
       "earned beyond serving every enabled arm equally often)"));
   const note = el("p", { class: "muted" }, "Sum of the rewards counted (rewards and window defaults) " +
     "over time, from the event log (GET …/events), since the last reset" +
-    (log.complete ? "" : "; still reading the log") + ". Total now (GET …/stats): " + fmt.num(stats.total_reward, 6) + ".");
+    (log.complete ? "" : "; still reading the log (" + fmt.int(log.read) + " events so far)") + ". Total now (GET …/stats): " + fmt.num(stats.total_reward, 6) + ".");
   if (log.points.length === 0) return card("reward", title, el("div", {}, gainNote, note), tooFew("No rewards yet."), null, true);
   const pts = thin(log.points, 400);
   const times = pts.map((p) => p[0]);
