@@ -292,3 +292,37 @@ def test_errors_are_shown_and_the_key_stays_in_the_tab(service: Any, browser: An
     assert browser.find_element(By.ID, "api-key").get_attribute("value") == ""  # not left shown
     browser.find_element(By.ID, "key-forget").click()
     assert browser.execute_script("return sessionStorage.getItem('octobandit.apiKey')") is None
+
+
+def test_an_empty_and_a_continuous_experiment_render_without_errors(
+    service: Any, browser: Any
+) -> None:
+    """The charts' edge cases: no decision at all; continuous rewards (negative too)."""
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        for body in (
+            {"id": "empty", "arms": [{"id": "a"}, {"id": "b"}]},
+            {"id": "revenue", "reward": {"type": "continuous"}, "arms": [{"id": "x"}, {"id": "y"}]},
+        ):
+            assert http.post("/v1/experiments", json=body).status_code == 201
+        decisions = http.post("/v1/experiments/revenue/decisions", json={"n": 40}).json()
+        rng = np.random.default_rng(7)
+        rewards = [
+            {"decision_id": d["decision_id"], "reward": float(rng.normal(-2.0, 5.0))}
+            for d in decisions["decisions"]
+        ]
+        assert http.post("/v1/experiments/revenue/rewards", json={"rewards": rewards}).is_success
+        total = http.get("/v1/experiments/revenue/stats").json()["total_reward"]
+
+    browser.get(service.url + "/ui/#/experiments/empty")
+    _wait(browser, lambda d: "empty" in _text(d, "exp-title"))
+    assert _text(browser, "total-decisions") == "0"
+    assert "No decisions yet." in _text(browser, "allocation")
+    assert "No rewards yet." in _text(browser, "reward")
+    browser.get(service.url + "/ui/#/experiments/revenue")
+    _wait(browser, lambda d: "revenue" in _text(d, "exp-title"))
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#reward-table tbody tr"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#intervals-table tbody tr")) == 2
+    last = browser.find_elements(By.CSS_SELECTOR, "#reward-table tbody tr")[-1]
+    shown = float(last.find_element(By.TAG_NAME, "td").get_attribute("textContent"))
+    assert shown == pytest.approx(total, rel=1e-5)  # shown with 6 significant digits
+    assert _severe(browser) == []
