@@ -162,8 +162,7 @@ function schedule() {
   clearInterval(state.timer);
   state.timer = state.auto ? setInterval(() => refresh(false), REFRESH_MS) : null;
   const toggle = document.getElementById("refresh-toggle");
-  toggle.setAttribute("aria-pressed", String(state.auto));
-  toggle.textContent = "Auto-refresh: " + (state.auto ? "on" : "off");
+  toggle.setAttribute("aria-pressed", String(state.auto)); // a toggle: its name stays the same
 }
 
 // -- the experiments list ---------------------------------------------------------------
