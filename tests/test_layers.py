@@ -49,6 +49,8 @@ FORBIDDEN = {
     ),
     # ``octobandit import``'s readers and batches: a door over the engine
     "imports": ("octobandit.api", "octobandit.cli"),
+    # the dashboard: static files over the public API, and the function mounting them
+    "dashboard": ("octobandit.",),
     # the wire types and the client import nothing heavy: a client install has no server
     "wire": (*SERVER_PARTS, "octobandit.client"),
     "client": SERVER_PARTS,

@@ -35,6 +35,7 @@ from octobandit.api.openapi import openapi_document
 from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
 from octobandit.config import Settings
+from octobandit.dashboard import install_dashboard
 from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.eventlog import DEFAULT_PAGE, EVENT_KINDS, MAX_PAGE, MAX_SEQ
 from octobandit.engine.remote import RemoteEngine
@@ -236,6 +237,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.add_middleware(JsonDepthLimit, max_depth=limits.max_json_depth)
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     install_docs(app)
+    install_dashboard(app)  # GET /ui/: static files over the public /v1 API
 
     @app.exception_handler(OctobanditError)
     async def _domain_error(request: Request, exc: OctobanditError) -> Response:
