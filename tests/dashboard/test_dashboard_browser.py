@@ -247,7 +247,7 @@ def test_the_dashboard_shows_live_data_and_its_controls_work(
     browser.find_element(By.ID, "pause-toggle").click()  # resume
     _wait(browser, lambda _: _status(http, "signup-button") == "running")
 
-    # -- conclude: the rule holds for checkout, so the service concludes at its next snapshot
+    # -- conclude now: the service records the leader (b) as the winner at once
     browser.get(service.url + "/ui/#/experiments/checkout")  # (a hash change: no reload)
     _wait(browser, lambda d: "checkout" in _text(d, "exp-title"))
     assert "Stopping rule met" in _text(browser, "conclusion")

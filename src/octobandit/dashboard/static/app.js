@@ -256,16 +256,15 @@ function controls(exp) {
   running ? "Pause experiment" : exp.status === "paused" ? "Resume experiment" : "Reopen (running)");
   const conclude = exp.status === "concluded" ? null : el("button", {
     type: "button", id: "conclude-toggle", "aria-describedby": "conclude-help",
-    onclick: () => act(path, { stopping: { auto_conclude: !auto } },
-      auto ? "Auto-conclusion turned off for " + exp.id
-        : "Conclusion requested: " + exp.id + " is concluded at its next snapshot if its stopping rule is met"),
-  }, auto ? "Stop auto-concluding" : "Conclude when the rule is met");
+    onclick: () => act(path, { status: "concluded" },
+      "Concluded " + exp.id + ": the leader (largest P(best)) is recorded as the winner"),
+  }, "Conclude now");
   return el("section", { "aria-labelledby": "controls-title", class: "controls" },
     el("h3", { id: "controls-title" }, "Controls"), pause, conclude,
     el("span", { id: "conclude-help", class: "muted" },
       exp.status === "concluded" ? "Reopening clears the recorded conclusion."
-        : auto ? "Auto-conclusion is on: the service concludes at a snapshot where the rule is met."
-          : "Concluding sets the stopping rule's auto_conclude; the service records the winner at its next snapshot where the rule is met."),
+        : "Concluding now records the current leader as the winner, whether or not the stopping rule is met"
+          + (auto ? " (auto-conclusion is also on)." : ".")),
     el("span", { class: "muted" }, "Changes need an admin key when the service runs with --auth."));
 }
 
