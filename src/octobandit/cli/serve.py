@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import typer
 
@@ -64,8 +66,18 @@ def serve(
         help="Open connections per worker; beyond it the longest-idle connection is closed, or "
         "if all are busy the request gets 503 (0: the open-file limit minus 64, 16 to 1024).",
     ),
+    metrics: bool = typer.Option(
+        True, "--metrics/--no-metrics", envvar="OCTOBANDIT_METRICS",
+        help="Serve Prometheus metrics at /metrics and record request metrics "
+        "(docs/metrics.md); --no-metrics: neither.",
+    ),
+    public_metrics: bool = typer.Option(
+        False, "--public-metrics", envvar="OCTOBANDIT_PUBLIC_METRICS",
+        help="With authentication on, /metrics needs no API key (for a scraper without one).",
+    ),
 ) -> None:  # fmt: skip
-    """Run the HTTP service (REST API at /v1, interactive docs at /docs) and its engine process."""
+    """Run the HTTP service (REST API at /v1, interactive docs at /docs, Prometheus metrics at
+    /metrics) and its engine process."""
     import uvicorn
 
     from octobandit.api.guards import is_loopback_address
@@ -88,6 +100,8 @@ def serve(
         OCTOBANDIT_BODY_TIMEOUT=str(body_timeout),
         OCTOBANDIT_KEEP_ALIVE_TIMEOUT=str(keep_alive_timeout),
         OCTOBANDIT_MAX_CONNECTIONS=str(max_connections),
+        OCTOBANDIT_METRICS="1" if metrics else "0",
+        OCTOBANDIT_PUBLIC_METRICS="1" if public_metrics else "0",
     )
     from octobandit.errors import StorageUnusable
 
@@ -107,6 +121,12 @@ def serve(
         typer.echo(f"octobandit: {exc.message}", err=True)
         raise typer.Exit(1) from None
     os.environ["OCTOBANDIT_ENGINE_SOCKET"] = engine.socket
+    # request metrics: every worker writes prometheus-client's multiprocess files in a
+    # directory of this run (set before anything imports prometheus_client), so that a
+    # scrape of any worker sums them all (docs/metrics.md); removed when the service stops
+    metrics_dir = tempfile.mkdtemp(prefix="octobandit-metrics-") if metrics else None
+    if metrics_dir is not None:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
             "octobandit.api.app:app_from_env",
@@ -121,3 +141,5 @@ def serve(
         )
     finally:
         engine.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -40,7 +40,7 @@ import msgspec
 
 from octobandit.engine.core import Engine
 from octobandit.engine.ops import Op, error_answer, ok_answer, op_from_body
-from octobandit.errors import OctobanditError
+from octobandit.errors import OctobanditError, StorageUnavailable
 
 log = logging.getLogger("octobandit.engine")
 HEADER = struct.Struct("!I")
@@ -208,6 +208,8 @@ class EngineServer:
             name, args, kwargs = pickle.loads(body)
             answer: tuple[bool, Any] = (True, getattr(self.engine, name)(*args, **kwargs))
         except Exception as exc:
+            if isinstance(exc, StorageUnavailable):
+                self.engine.telemetry.storage_error(exc.code)
             answer = (False, exc)
         try:
             out = pickle.dumps(answer)
@@ -248,11 +250,10 @@ class EngineServer:
     def _tick(self) -> None:
         try:
             self.engine.tick()
-        except Exception as exc:  # disk full or file lost: /healthz says so; retry next time
-            from octobandit.errors import StorageUnavailable
-
-            if not isinstance(exc, StorageUnavailable):
-                log.exception("snapshot tick failed")
+        except StorageUnavailable as exc:  # disk full or file lost: /healthz says so; retry
+            self.engine.telemetry.storage_error(exc.code)
+        except Exception:
+            log.exception("snapshot tick failed")
 
 
 def bind(path: str) -> socket.socket:
