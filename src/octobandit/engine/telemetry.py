@@ -14,8 +14,8 @@ the engine process's only thread), like :meth:`report`: no lock is needed.
 >>> r = t.report()
 >>> r["commit_size"]["count"], r["commit_size"]["sum"]
 (2, 603.0)
->>> r["commit_size"]["buckets"][:4]
-[0, 0, 1, 1]
+>>> r["commit_size"]["buckets"]  # per bucket: <= 1, 2, 4 ... 512, then +Inf
+[0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
 """
 
 from __future__ import annotations
