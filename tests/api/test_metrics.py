@@ -308,3 +308,20 @@ def test_serve_no_metrics(server_factory: Any, tmp_path: Path, short_tmp: str) -
     server = server_factory(tmp_path / "n.db", env=env).start()
     assert httpx.get(server.url + "/metrics").status_code == 404
     assert glob.glob(os.path.join(short_tmp, "octobandit-metrics-*")) == []
+
+
+def test_a_scrape_while_the_engine_does_not_answer(tmp_path: Path) -> None:
+    """The engine process restarting: engine_up 0, the request metrics still served."""
+    from octobandit.engine.remote import RemoteEngine
+
+    app = create_app(None, Settings(engine_socket=str(tmp_path / "nobody.sock")))
+    assert isinstance(app.backend, RemoteEngine)
+    with TestClient(app, base_url="http://localhost") as c:
+        assert c.post("/v1/experiments/x/decisions").status_code == 503
+        r = c.get("/metrics")
+    assert r.status_code == 200
+    samples = scrape(r.text)
+    assert value(samples, "octobandit_engine_up") == 0
+    assert "octobandit_decisions_total" not in samples
+    count = "octobandit_http_requests_total"
+    assert value(samples, count, route=DECISIONS, method="POST", status="503") == 1
