@@ -251,7 +251,8 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def short_tmp() -> Iterator[str]:
-    """A short TMPDIR for the service: its multiprocess directory is made there."""
+    """A short TMPDIR for the service: its engine directory, which holds the multiprocess
+    directory, is made there."""
     path = tempfile.mkdtemp(prefix="obm", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -266,7 +267,7 @@ def test_two_workers_give_service_wide_totals(
     server_factory: Any, tmp_path: Path, short_tmp: str
 ) -> None:
     server = server_factory(tmp_path / "w.db", workers=2, env={"TMPDIR": short_tmp}).start()
-    (metrics_dir,) = glob.glob(os.path.join(short_tmp, "octobandit-metrics-*"))
+    (metrics_dir,) = glob.glob(os.path.join(short_tmp, "octobandit-engine-*", "metrics"))
     with httpx.Client(base_url=server.url) as c:
         make(c, "w1", arms=2)
     sent: collections.Counter[str] = collections.Counter()
@@ -307,7 +308,7 @@ def test_serve_no_metrics(server_factory: Any, tmp_path: Path, short_tmp: str) -
     env = {"TMPDIR": short_tmp, "OCTOBANDIT_METRICS": "0"}
     server = server_factory(tmp_path / "n.db", env=env).start()
     assert httpx.get(server.url + "/metrics").status_code == 404
-    assert glob.glob(os.path.join(short_tmp, "octobandit-metrics-*")) == []
+    assert glob.glob(os.path.join(short_tmp, "octobandit-engine-*", "metrics")) == []
 
 
 def test_a_scrape_while_the_engine_does_not_answer(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import typer
 
@@ -123,9 +121,11 @@ def serve(
     os.environ["OCTOBANDIT_ENGINE_SOCKET"] = engine.socket
     # request metrics: every worker writes prometheus-client's multiprocess files in a
     # directory of this run (set before anything imports prometheus_client), so that a
-    # scrape of any worker sums them all (docs/metrics.md); removed when the service stops
-    metrics_dir = tempfile.mkdtemp(prefix="octobandit-metrics-") if metrics else None
+    # scrape of any worker sums them all (docs/metrics.md); it sits in the engine's private
+    # directory, removed with it when the service stops
+    metrics_dir = os.path.join(engine.directory, "metrics") if metrics else None
     if metrics_dir is not None:
+        os.mkdir(metrics_dir, 0o700)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
@@ -141,5 +141,3 @@ def serve(
         )
     finally:
         engine.stop()
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
