@@ -110,6 +110,7 @@ def serve(
             err=True,
         )
     from octobandit.engine.process import EngineProcess
+    from octobandit.engine.server import METRICS_SUBDIR
 
     # the engine (policies, storage, group commits, ticks) runs in its own process, which
     # checks the database first; every HTTP worker reaches it over a Unix socket
@@ -123,7 +124,7 @@ def serve(
     # directory of this run (set before anything imports prometheus_client), so that a
     # scrape of any worker sums them all (docs/metrics.md); it sits in the engine's private
     # directory, removed with it when the service stops
-    metrics_dir = os.path.join(engine.directory, "metrics") if metrics else None
+    metrics_dir = os.path.join(engine.directory, METRICS_SUBDIR) if metrics else None
     if metrics_dir is not None:
         os.mkdir(metrics_dir, 0o700)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

@@ -29,6 +29,7 @@ import logging
 import os
 import pickle
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -46,6 +47,8 @@ log = logging.getLogger("octobandit.engine")
 HEADER = struct.Struct("!I")
 #: the private directory :class:`~octobandit.engine.process.EngineProcess` makes for the socket
 PRIVATE_DIR_PREFIX = "octobandit-engine-"
+#: the HTTP workers' metrics directory that ``octobandit serve`` makes in it
+METRICS_SUBDIR = "metrics"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _Message = tuple["_Peer", int, Any]
@@ -140,6 +143,8 @@ class EngineServer:
                 os.unlink(self.path)
             directory = os.path.dirname(self.path)
             if os.path.basename(directory).startswith(PRIVATE_DIR_PREFIX):
+                if self._stopping:  # the service's HTTP workers are gone (or going) too
+                    shutil.rmtree(os.path.join(directory, METRICS_SUBDIR), ignore_errors=True)
                 with contextlib.suppress(OSError):  # the service may be gone without cleaning up
                     os.rmdir(directory)  # only when empty
 
