@@ -5,6 +5,8 @@ Run as a script, it starts ``octobandit serve``, creates experiments with traffi
 (20 experiments × 5 arms by default), then, over interleaved rounds,
 
 - times the scrapes (median and min–max seconds per scrape, and the body's bytes);
+- calls a minimal ASGI app directly and through the request metrics layer, in process
+  (µs per request);
 - with ``--overhead``, runs wrk on decisions against the service and, side by side,
   the same service started with ``--no-metrics``, alternately (needs wrk):
 
@@ -67,6 +69,48 @@ def scrape_cost(base_url: str, n: int, headers: dict[str, str] | None = None) ->
     }
 
 
+def layer_cost(requests: int, rounds: int) -> dict[str, dict[str, float]]:
+    """µs per request of a minimal ASGI app called directly and through the request
+    metrics layer (in-process registry), interleaved rounds: median, min and max."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from octobandit.api.metrics import RequestMetrics
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/experiments/e/decisions"}
+    body = {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def bare(scope: Any, receive: Any, send: Any) -> None:
+        scope["octobandit.route"] = "/v1/experiments/{experiment_id}/decisions"
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> Any:
+        return body
+
+    async def send(message: Any) -> None:
+        pass
+
+    variants = {"bare app": bare, "metrics layer": RequestMetrics(bare, CollectorRegistry())}
+
+    async def one(app: Any) -> float:
+        start_at = time.perf_counter()
+        for _ in range(requests):
+            await app(dict(scope), receive, send)
+        return (time.perf_counter() - start_at) / requests * 1e6
+
+    async def run() -> dict[str, list[float]]:
+        runs: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name, app in variants.items():
+                runs[name].append(await one(app))
+        return runs
+
+    return {name: spread(v) for name, v in asyncio.run(run()).items()}
+
+
 def populate(base_url: str, experiments: int, arms: int, decisions: int) -> None:
     """``experiments`` × ``arms`` with ``decisions`` decisions (half rewarded) each."""
     with httpx.Client(base_url=base_url, timeout=60) as client:
@@ -105,12 +149,13 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (--overhead)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layer-requests", type=int, default=100_000, help="in-process calls")
     ap.add_argument("--quick", action="store_true", help="tiny settings: proves it runs")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
         args.scrapes, args.rounds, args.duration = 5, 2, 1
-        args.connections, args.threads = 4, 1
+        args.connections, args.threads, args.layer_requests = 4, 1, 2000
     work = Path(tempfile.mkdtemp(prefix="octobandit-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
     services: dict[str, list[str]] = {"metrics": []}
@@ -152,6 +197,9 @@ def main() -> None:
             f"{summary['scrape_s']['median'] * 1e3:.2f} ms "
             f"({summary['scrape_s']['min'] * 1e3:.2f}–{summary['scrape_s']['max'] * 1e3:.2f})"
         )
+        summary["layer_us"] = layer_cost(args.layer_requests, args.rounds)
+        for name, s in summary["layer_us"].items():
+            print(f"in process, {name:<14} {s['median']:6.2f} µs/request ({s['min']:.2f}–{s['max']:.2f})")  # fmt: skip
         if args.overhead:
             summary["decisions_per_s"] = {name: spread(v) for name, v in rates.items()}
             for name, s in summary["decisions_per_s"].items():

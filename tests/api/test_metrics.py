@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from octobandit.api.app import create_app
+from octobandit.api.metrics import RequestMetrics
 from octobandit.config import Settings
 from octobandit.engine import Engine
 from octobandit.errors import StorageFull
@@ -283,6 +284,7 @@ def test_two_workers_give_service_wide_totals(
             break
     n = sum(sent.values())
     assert len(files(metrics_dir)) == 2, "one worker served every request"
+    time.sleep(RequestMetrics.FLUSH_SECONDS + 0.5)  # the other worker's last requests flushed
     for _ in range(6):  # whichever worker answers the scrape
         with httpx.Client(base_url=server.url) as c:
             samples = scrape(c.get("/metrics").text)
@@ -326,3 +328,52 @@ def test_a_scrape_while_the_engine_does_not_answer(tmp_path: Path) -> None:
     assert "octobandit_decisions_total" not in samples
     count = "octobandit_http_requests_total"
     assert value(samples, count, route=DECISIONS, method="POST", status="503") == 1
+
+
+def test_the_tallies_flush_as_prometheus_client_would_observe() -> None:
+    """The layer's bucket tallies, flushed, equal a prometheus-client histogram fed the
+    same values one by one (bounds included: a value equal to a bound is in its bucket)."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from octobandit.api.metrics import LATENCY_BUCKETS
+
+    registry, reference_registry = CollectorRegistry(), CollectorRegistry()
+    layer = RequestMetrics(None, registry)  # type: ignore[arg-type]  # never called here
+    reference = Histogram(
+        "octobandit_http_request_duration_seconds", "", ["route", "method"],
+        buckets=LATENCY_BUCKETS, registry=reference_registry,
+    )  # fmt: skip
+    values = [0.0, 1e-4, *LATENCY_BUCKETS, 0.003, 0.003, 7.5, 10.0, 11.0, 120.0]
+    for i, seconds in enumerate(values):
+        method = "POST" if i % 3 else "BREW"  # unknown methods are "other"
+        layer.observe("/r", method, 200, seconds)
+        reference.labels("/r", "POST" if i % 3 else "other").observe(seconds)
+    layer.observe("/r", "GET", 404, 0.5)
+    reference.labels("/r", "GET").observe(0.5)
+    layer.flush()
+    layer.flush()  # nothing twice
+
+    def histogram(reg: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in reg.collect()
+            if f.type == "histogram"
+            for s in f.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours, theirs = histogram(registry), histogram(reference_registry)
+    assert ours.keys() == theirs.keys()
+    for key, expected in theirs.items():
+        assert ours[key] == pytest.approx(expected, rel=1e-12), key
+    counts = {
+        tuple(sorted(s.labels.items())): s.value
+        for f in registry.collect()
+        if f.name == "octobandit_http_requests"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+    n_post = sum(1 for i in range(len(values)) if i % 3)
+    assert counts[(("method", "POST"), ("route", "/r"), ("status", "200"))] == n_post
+    assert counts[(("method", "other"), ("route", "/r"), ("status", "200"))] == len(values) - n_post
+    assert counts[(("method", "GET"), ("route", "/r"), ("status", "404"))] == 1

@@ -23,6 +23,8 @@ children are cached), and no lock is held across an ``await``.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import logging
 import os
 import platform
@@ -79,9 +81,27 @@ def route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
+class _Tally:
+    """A histogram child's observations since the last flush: per bucket, and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.total = 0.0
+
+
 class RequestMetrics:
     """Pure-ASGI layer: each HTTP request's latency (histogram) and count, by route
-    template, method and status (latency: route and method only)."""
+    template, method and status (latency: route and method only).
+
+    A request only adds to plain in-memory tallies (a bisect and a few additions);
+    they are flushed into prometheus-client's metrics (the multiprocess files under
+    ``serve``) at each scrape of this worker and at most a second after a request,
+    so a scrape of another worker sees this one's requests at most a second late.
+    """
+
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, app: ASGIApp, registry: CollectorRegistry | None) -> None:
         self.app = app
@@ -98,8 +118,9 @@ class RequestMetrics:
             ["route", "method", "status"],
             registry=registry,
         )
-        self._timers: dict[tuple[str, str], Callable[[float], None]] = {}
-        self._counters: dict[tuple[str, str, int], Callable[[], None]] = {}
+        self._tallies: dict[tuple[str, str], _Tally] = {}
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._flush_due = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,18 +141,42 @@ class RequestMetrics:
             self.observe(route_of(scope), scope["method"], status, time.perf_counter() - start)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request (on the event loop: no lock; flushed by :meth:`flush`)."""
         if method not in _METHODS:
             method = "other"
         key = (route, method)
-        timer = self._timers.get(key)
-        if timer is None:
-            timer = self._timers[key] = self.duration.labels(route, method).observe
-        timer(seconds)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally(len(LATENCY_BUCKETS) + 1)
+        tally.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        tally.total += seconds
         ckey = (route, method, status)
-        count = self._counters.get(ckey)
-        if count is None:
-            count = self._counters[ckey] = self.requests.labels(route, method, str(status)).inc
-        count()
+        self._counts[ckey] = self._counts.get(ckey, 0) + 1
+        if not self._flush_due:
+            self._flush_due = True
+            with contextlib.suppress(RuntimeError):  # no running loop: flushed at a scrape
+                asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Move the tallies into the prometheus-client metrics (runs on the event loop)."""
+        self._flush_due = False
+        tallies, self._tallies = self._tallies, {}
+        counts, self._counts = self._counts, {}
+        for (route, method), tally in tallies.items():
+            child = self.duration.labels(route, method)
+            buckets = getattr(child, "_buckets", None)
+            total = getattr(child, "_sum", None)
+            if buckets is None or total is None or len(buckets) != len(tally.counts):
+                n = sum(tally.counts)  # another prometheus-client layout: count and sum exact
+                for _ in range(n):
+                    child.observe(tally.total / n)
+                continue
+            for value, n in zip(buckets, tally.counts, strict=True):
+                if n:
+                    value.inc(n)
+            total.inc(tally.total)
+        for (route, method, status), n in counts.items():
+            self.requests.labels(route, method, str(status)).inc(n)
 
 
 class _Families:
@@ -248,13 +293,17 @@ class Metrics:
         self.directory = multiprocess_dir()
         # multiprocess mode: the values live in the directory's files (no registry of ours)
         self.registry = None if self.directory else CollectorRegistry(auto_describe=True)
+        self.layer: RequestMetrics | None = None
 
     def wrap(self, app: ASGIApp) -> RequestMetrics:
-        return RequestMetrics(app, self.registry)
+        self.layer = RequestMetrics(app, self.registry)
+        return self.layer
 
     async def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The scrape's body and content type: Prometheus text 0.0.4, or what ``accept``
         (the scraper's ``Accept`` header) asks for among prometheus-client's formats."""
+        if self.layer is not None:  # this worker's requests up to now
+            self.layer.flush()
         try:
             report = await self.fetch()
         except Exception:  # the engine process is restarting: the workers' metrics still
