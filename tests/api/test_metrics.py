@@ -377,3 +377,29 @@ def test_the_tallies_flush_as_prometheus_client_would_observe() -> None:
     assert counts[(("method", "POST"), ("route", "/r"), ("status", "200"))] == n_post
     assert counts[(("method", "other"), ("route", "/r"), ("status", "200"))] == len(values) - n_post
     assert counts[(("method", "GET"), ("route", "/r"), ("status", "404"))] == 1
+
+
+def test_the_per_arm_series_are_capped_by_whole_experiments() -> None:
+    from octobandit.api.metrics import engine_families
+
+    report = {
+        "experiments": [
+            ["a", [["x", 1, 0], ["y", 2, 1]]],
+            ["b", [["x", 3, 0], ["y", 4, 0], ["z", 5, 0]]],
+            ["c", [["x", 6, 2]]],
+        ],
+        "commit_size": {"bounds": [1.0], "buckets": [0, 0], "count": 0, "sum": 0.0},
+        "commit_seconds": {"bounds": [1.0], "buckets": [0, 0], "count": 0, "sum": 0.0},
+        "storage_errors": {},
+        "ticks": 0,
+        "snapshots": 0,
+        "wal_bytes": None,
+    }
+    families = {f.name: f for f in engine_families(report, max_arm_series=4)}
+    samples = families["octobandit_decisions"].samples
+    shown = {(s.labels["experiment"], s.labels["arm"]) for s in samples}
+    # b (3 arms) would pass the cap of 4 after a (2 arms): left out whole; c still fits
+    assert shown == {("a", "x"), ("a", "y"), ("c", "x")}
+    assert families["octobandit_metrics_arm_series_dropped"].samples[0].value == 3
+    assert families["octobandit_experiments"].samples[0].value == 3
+    assert "octobandit_sqlite_wal_bytes" not in families  # not SQLite: no series at all
