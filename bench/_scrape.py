@@ -199,7 +199,8 @@ def main() -> None:
         )
         summary["layer_us"] = layer_cost(args.layer_requests, args.rounds)
         for name, s in summary["layer_us"].items():
-            print(f"in process, {name:<14} {s['median']:6.2f} µs/request ({s['min']:.2f}–{s['max']:.2f})")  # fmt: skip
+            spread_us = f"({s['min']:.2f}–{s['max']:.2f})"
+            print(f"in process, {name:<14} {s['median']:6.2f} µs/request {spread_us}")
         if args.overhead:
             summary["decisions_per_s"] = {name: spread(v) for name, v in rates.items()}
             for name, s in summary["decisions_per_s"].items():
