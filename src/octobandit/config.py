@@ -20,6 +20,8 @@
 | ``OCTOBANDIT_BODY_TIMEOUT`` | ``30`` | seconds for a request's body to arrive (then 408) |
 | ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
 | ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
+| ``OCTOBANDIT_METRICS`` | ``1`` | ``0``: no ``/metrics`` and no request metrics layer |
+| ``OCTOBANDIT_PUBLIC_METRICS`` | ``0`` | ``1``: ``/metrics`` needs no API key under auth |
 | ``OCTOBANDIT_ENGINE_SOCKET`` | unset | set by ``octobandit serve``: the engine process's socket |
 
 The SQLite-only settings (synchronous mode, WAL sizes) do not apply to a
@@ -58,6 +60,10 @@ class Settings:
     keep_alive_timeout: float = 5.0
     max_connections: int = 0
     engine_socket: str | None = None
+    #: serve ``/metrics`` and record request metrics (see docs/metrics.md)
+    metrics: bool = True
+    #: with authentication on, ``/metrics`` needs no key (for a scraper without one)
+    public_metrics: bool = False
 
     def connection_limit(self) -> int:
         """``max_connections``, or the automatic limit when it is 0."""
@@ -95,4 +101,18 @@ class Settings:
                 env.get("OCTOBANDIT_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)
             ),
             max_connections=int(env.get("OCTOBANDIT_MAX_CONNECTIONS", cls.max_connections)),
+            metrics=_flag(env.get("OCTOBANDIT_METRICS"), cls.metrics),
+            public_metrics=_flag(env.get("OCTOBANDIT_PUBLIC_METRICS"), cls.public_metrics),
         )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    """An on/off environment variable: 1, true, yes, on (any case) or 0, false, no, off."""
+    if value is None or not value.strip():
+        return default
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not an on/off value: {value!r}")

@@ -31,6 +31,7 @@ from octobandit.api.errors import http_status
 from octobandit.api.guards import JsonDepthLimit, allowed_host_set, is_loopback_address
 from octobandit.api.hot import Backend, DataPlane, error_response, json_response
 from octobandit.api.limits import BodyLimit
+from octobandit.api.metrics import Metrics
 from octobandit.api.openapi import openapi_document
 from octobandit.api.views import arm_view, experiment_view
 from octobandit.compose import build_engine
@@ -417,7 +418,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.openapi = openapi  # type: ignore[method-assign]
     hosts = allowed_host_set(settings.allowed_hosts) if is_loopback_address(settings.host) else None
     body_timeout = settings.body_timeout if settings.body_timeout > 0 else None
-    return DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout)
+    metrics = Metrics(lambda: call("metrics")) if settings.metrics else None
+    return DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout, metrics=metrics)
 
 
 async def _snapshots(committer: GroupCommitter, every: float) -> None:

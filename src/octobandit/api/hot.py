@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from octobandit.api.errors import answer_status
 from octobandit.api.jsondepth import too_deep, too_deep_message
+from octobandit.api.metrics import METRICS_PATH, ROUTE_KEY, Metrics
 from octobandit.engine.ops import Answer
 from octobandit.engine.specs import Limits
 from octobandit.wire import Decision as DecisionAnswer
@@ -34,6 +35,11 @@ from octobandit.wire import (
 )
 
 _JSON = (b"content-type", b"application/json")
+#: the route templates of the data plane (the metrics' ``route`` label)
+_TEMPLATES = {
+    "decisions": "/v1/experiments/{experiment_id}/decisions",
+    "rewards": "/v1/experiments/{experiment_id}/rewards",
+}
 log = logging.getLogger("octobandit.api")
 
 
@@ -84,6 +90,7 @@ class DataPlane:
         *,
         hosts: frozenset[str] | None = None,
         body_timeout: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         from octobandit.api.guards import Guard
 
@@ -91,8 +98,12 @@ class DataPlane:
         self.backend = backend
         self.limit = backend.limits.max_body_bytes
         self.max_depth = backend.limits.max_json_depth
-        #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost
-        self.entry = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
+        self.metrics = metrics
+        #: the whole stack: guards (host, content type, body deadline, JSON 500), and
+        #: around them the request metrics (when on), the outermost layer
+        self.entry: ASGIApp = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
+        if metrics is not None:
+            self.entry = metrics.wrap(self.entry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.entry(scope, receive, send)
@@ -103,8 +114,13 @@ class DataPlane:
             if path.startswith(self.PREFIX):
                 experiment_id, _, action = path[len(self.PREFIX) :].partition("/")
                 if action in ("decisions", "rewards") and experiment_id:
+                    scope[ROUTE_KEY] = _TEMPLATES[action]
                     await self._serve(scope, receive, send, experiment_id, action)
                     return
+            elif path == METRICS_PATH and self.metrics is not None:
+                scope[ROUTE_KEY] = METRICS_PATH
+                await self.metrics.serve(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     async def _serve(

@@ -64,8 +64,18 @@ def serve(
         help="Open connections per worker; beyond it the longest-idle connection is closed, or "
         "if all are busy the request gets 503 (0: the open-file limit minus 64, 16 to 1024).",
     ),
+    metrics: bool = typer.Option(
+        True, "--metrics/--no-metrics", envvar="OCTOBANDIT_METRICS",
+        help="Serve Prometheus metrics at /metrics and record request metrics "
+        "(docs/metrics.md); --no-metrics: neither.",
+    ),
+    public_metrics: bool = typer.Option(
+        False, "--public-metrics", envvar="OCTOBANDIT_PUBLIC_METRICS",
+        help="With authentication on, /metrics needs no API key (for a scraper without one).",
+    ),
 ) -> None:  # fmt: skip
-    """Run the HTTP service (REST API at /v1, interactive docs at /docs) and its engine process."""
+    """Run the HTTP service (REST API at /v1, interactive docs at /docs, Prometheus metrics at
+    /metrics) and its engine process."""
     import uvicorn
 
     from octobandit.api.guards import is_loopback_address
@@ -88,6 +98,8 @@ def serve(
         OCTOBANDIT_BODY_TIMEOUT=str(body_timeout),
         OCTOBANDIT_KEEP_ALIVE_TIMEOUT=str(keep_alive_timeout),
         OCTOBANDIT_MAX_CONNECTIONS=str(max_connections),
+        OCTOBANDIT_METRICS="1" if metrics else "0",
+        OCTOBANDIT_PUBLIC_METRICS="1" if public_metrics else "0",
     )
     from octobandit.errors import StorageUnusable
 
@@ -98,6 +110,7 @@ def serve(
             err=True,
         )
     from octobandit.engine.process import EngineProcess
+    from octobandit.engine.server import METRICS_SUBDIR
 
     # the engine (policies, storage, group commits, ticks) runs in its own process, which
     # checks the database first; every HTTP worker reaches it over a Unix socket
@@ -107,6 +120,14 @@ def serve(
         typer.echo(f"octobandit: {exc.message}", err=True)
         raise typer.Exit(1) from None
     os.environ["OCTOBANDIT_ENGINE_SOCKET"] = engine.socket
+    # request metrics: every worker writes prometheus-client's multiprocess files in a
+    # directory of this run (set before anything imports prometheus_client), so that a
+    # scrape of any worker sums them all (docs/metrics.md); it sits in the engine's private
+    # directory, removed with it when the service stops
+    metrics_dir = os.path.join(engine.directory, METRICS_SUBDIR) if metrics else None
+    if metrics_dir is not None:
+        os.mkdir(metrics_dir, 0o700)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
             "octobandit.api.app:app_from_env",

@@ -13,6 +13,7 @@ import numpy as np
 
 from octobandit.engine.live import _Live, _same_setup
 from octobandit.engine.specs import Limits
+from octobandit.engine.telemetry import Telemetry
 from octobandit.errors import NotFound
 from octobandit.model import ExperimentRecord
 from octobandit.storage.base import BatchTx, Storage
@@ -29,6 +30,7 @@ class EngineBase:
     _clock: Callable[[], float]
     _live: dict[str, _Live]
     _reread: set[str]
+    telemetry: Telemetry
 
     def _record(self, experiment_id: str) -> ExperimentRecord:
         record = self.storage.get_experiment(experiment_id)

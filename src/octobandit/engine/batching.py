@@ -31,6 +31,7 @@ from octobandit.engine.ops import (
     op_from_body,
 )
 from octobandit.engine.specs import Limits
+from octobandit.errors import StorageUnavailable
 
 T = TypeVar("T")
 _Group = list[tuple[Op, "asyncio.Future[Any]"]]
@@ -139,6 +140,8 @@ class GroupCommitter:
                 try:
                     answer: Any = fn()
                 except BaseException as exc:
+                    if isinstance(exc, StorageUnavailable):  # for /metrics
+                        self.engine.telemetry.storage_error(exc.code)
                     self._post(waiter.get_loop(), _settle, waiter, None, exc)
                 else:
                     self._post(waiter.get_loop(), _settle, waiter, answer, None)

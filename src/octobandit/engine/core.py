@@ -36,6 +36,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from octobandit.engine.live import _Live
 from octobandit.engine.reporting import ReportingMixin
 from octobandit.engine.settlement import SettlementMixin
 from octobandit.engine.specs import Limits
+from octobandit.engine.telemetry import Telemetry
 from octobandit.storage.base import Storage
 
 __all__ = ["Engine", "Limits"]
@@ -90,7 +92,23 @@ class Engine(
         self._live: dict[str, _Live] = {}
         #: cached experiments another engine may have changed since (see :meth:`_load`)
         self._reread: set[str] = set()
+        #: group commits, storage errors and ticks, for ``/metrics``
+        self.telemetry = Telemetry()
 
     def health(self) -> dict[str, str] | None:
         """``None`` while the storage takes writes, else ``{"reason", "message"}`` (cheap)."""
         return self.storage.health()
+
+    def metrics(self) -> dict[str, Any]:
+        """What ``/metrics`` shows of the engine: :meth:`Telemetry.report`, the WAL size
+        (``wal_bytes``: SQLite only, else ``None``) and, per experiment, each arm's
+        decisions and rewards counted so far (``experiments``: ``[[id, [[arm_id,
+        decisions, rewards], ...]], ...]``, deleted arms left out), read from the store."""
+        report = self.telemetry.report()
+        wal_size = getattr(self.storage, "wal_size", None)
+        report["wal_bytes"] = wal_size() if callable(wal_size) else None
+        report["experiments"] = [
+            [r.id, [[a.arm_id, a.decisions, a.rewards] for a in r.arms if not a.deleted]]
+            for r in self.storage.list_experiments()
+        ]
+        return report

@@ -86,6 +86,16 @@ class DataPlaneMixin(EngineBase):
         (:class:`~octobandit.errors.StorageUnavailable`) rolls the whole group
         back and is raised.
         """
+        start = time.perf_counter()
+        try:
+            return self._execute(ops)
+        except StorageUnavailable as exc:
+            self.telemetry.storage_error(exc.code)
+            raise
+        finally:
+            self.telemetry.commit(len(ops), time.perf_counter() - start)
+
+    def _execute(self, ops: Sequence[Op]) -> list[Any]:
         results: list[Any] = [None] * len(ops)
         parts: dict[
             str,

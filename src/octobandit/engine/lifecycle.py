@@ -32,7 +32,15 @@ class LifecycleMixin(EngineBase):
         tick); the others still get their snapshots.
         """
         now = self._clock() if now is None else now
-        self.settle(now)
+        taken = 0
+        try:
+            self.settle(now)
+            taken = self._tick_all(now)
+        finally:
+            self.telemetry.tick(taken)
+        return taken
+
+    def _tick_all(self, now: float) -> int:
         taken = 0
         for record in self.storage.due_for_snapshot(now):
             try:

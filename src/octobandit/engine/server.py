@@ -29,6 +29,7 @@ import logging
 import os
 import pickle
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -40,12 +41,14 @@ import msgspec
 
 from octobandit.engine.core import Engine
 from octobandit.engine.ops import Op, error_answer, ok_answer, op_from_body
-from octobandit.errors import OctobanditError
+from octobandit.errors import OctobanditError, StorageUnavailable
 
 log = logging.getLogger("octobandit.engine")
 HEADER = struct.Struct("!I")
 #: the private directory :class:`~octobandit.engine.process.EngineProcess` makes for the socket
 PRIVATE_DIR_PREFIX = "octobandit-engine-"
+#: the HTTP workers' metrics directory that ``octobandit serve`` makes in it
+METRICS_SUBDIR = "metrics"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _Message = tuple["_Peer", int, Any]
@@ -140,6 +143,8 @@ class EngineServer:
                 os.unlink(self.path)
             directory = os.path.dirname(self.path)
             if os.path.basename(directory).startswith(PRIVATE_DIR_PREFIX):
+                if self._stopping:  # the service's HTTP workers are gone (or going) too
+                    shutil.rmtree(os.path.join(directory, METRICS_SUBDIR), ignore_errors=True)
                 with contextlib.suppress(OSError):  # the service may be gone without cleaning up
                     os.rmdir(directory)  # only when empty
 
@@ -208,6 +213,8 @@ class EngineServer:
             name, args, kwargs = pickle.loads(body)
             answer: tuple[bool, Any] = (True, getattr(self.engine, name)(*args, **kwargs))
         except Exception as exc:
+            if isinstance(exc, StorageUnavailable):
+                self.engine.telemetry.storage_error(exc.code)
             answer = (False, exc)
         try:
             out = pickle.dumps(answer)
@@ -248,11 +255,10 @@ class EngineServer:
     def _tick(self) -> None:
         try:
             self.engine.tick()
-        except Exception as exc:  # disk full or file lost: /healthz says so; retry next time
-            from octobandit.errors import StorageUnavailable
-
-            if not isinstance(exc, StorageUnavailable):
-                log.exception("snapshot tick failed")
+        except StorageUnavailable as exc:  # disk full or file lost: /healthz says so; retry
+            self.engine.telemetry.storage_error(exc.code)
+        except Exception:
+            log.exception("snapshot tick failed")
 
 
 def bind(path: str) -> socket.socket:
