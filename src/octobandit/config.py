@@ -21,6 +21,17 @@
 | ``OCTOBANDIT_KEEP_ALIVE_TIMEOUT`` | ``5`` | seconds an idle connection stays open |
 | ``OCTOBANDIT_MAX_CONNECTIONS`` | ``0`` | connections per worker (``0``: automatic) |
 | ``OCTOBANDIT_ENGINE_SOCKET`` | unset | set by ``octobandit serve``: the engine process's socket |
+| ``OCTOBANDIT_AUTH`` | ``0`` | ``1``: every route but ``/healthz`` needs a key (docs/security.md) |
+| ``OCTOBANDIT_INSECURE`` | ``0`` | ``1``: serve a non-loopback address without ``--auth`` |
+| ``OCTOBANDIT_PUBLIC_METRICS`` | ``0`` | ``1``: ``/metrics`` needs no key under ``--auth`` |
+| ``OCTOBANDIT_AUTH_CACHE_SECONDS`` | ``1`` | key table refresh (new, revoked keys: within 2×) |
+| ``OCTOBANDIT_AUTH_FAILURE_BURST`` | ``20`` | failed auths per address before 429 (per minute) |
+| ``OCTOBANDIT_JWT_SECRET`` | unset | accept HS256 JWTs signed with this secret |
+| ``OCTOBANDIT_JWKS`` | unset | accept RS256/ES256 JWTs signed by a key of this JWKS file |
+| ``OCTOBANDIT_JWT_AUDIENCE`` | unset | required ``aud`` of JWTs |
+| ``OCTOBANDIT_JWT_ISSUER`` | unset | required ``iss`` of JWTs |
+| ``OCTOBANDIT_JWT_SCOPE_CLAIM`` | ``scope`` | the claim holding a JWT's scopes |
+| ``OCTOBANDIT_JWT_EXPERIMENTS_CLAIM`` | ``experiments`` | the claim limiting a JWT to experiments |
 
 The SQLite-only settings (synchronous mode, WAL sizes) do not apply to a
 PostgreSQL store.
@@ -58,6 +69,17 @@ class Settings:
     keep_alive_timeout: float = 5.0
     max_connections: int = 0
     engine_socket: str | None = None
+    #: authentication (see docs/security.md and :mod:`octobandit.api.auth`)
+    auth: bool = False
+    public_metrics: bool = False
+    auth_cache_seconds: float = 1.0
+    auth_failure_burst: int = 20
+    jwt_secret: str | None = None
+    jwks_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_scope_claim: str = "scope"
+    jwt_experiments_claim: str = "experiments"
 
     def connection_limit(self) -> int:
         """``max_connections``, or the automatic limit when it is 0."""
@@ -95,4 +117,25 @@ class Settings:
                 env.get("OCTOBANDIT_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)
             ),
             max_connections=int(env.get("OCTOBANDIT_MAX_CONNECTIONS", cls.max_connections)),
+            auth=env_flag("OCTOBANDIT_AUTH"),
+            public_metrics=env_flag("OCTOBANDIT_PUBLIC_METRICS"),
+            auth_cache_seconds=float(
+                env.get("OCTOBANDIT_AUTH_CACHE_SECONDS", cls.auth_cache_seconds)
+            ),
+            auth_failure_burst=int(
+                env.get("OCTOBANDIT_AUTH_FAILURE_BURST", cls.auth_failure_burst)
+            ),
+            jwt_secret=env.get("OCTOBANDIT_JWT_SECRET") or None,
+            jwks_file=env.get("OCTOBANDIT_JWKS") or None,
+            jwt_audience=env.get("OCTOBANDIT_JWT_AUDIENCE") or None,
+            jwt_issuer=env.get("OCTOBANDIT_JWT_ISSUER") or None,
+            jwt_scope_claim=env.get("OCTOBANDIT_JWT_SCOPE_CLAIM") or cls.jwt_scope_claim,
+            jwt_experiments_claim=(
+                env.get("OCTOBANDIT_JWT_EXPERIMENTS_CLAIM") or cls.jwt_experiments_claim
+            ),
         )
+
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: ``1``, ``true``, ``yes``, ``on`` (any case) are on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

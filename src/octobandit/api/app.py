@@ -406,7 +406,35 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.openapi = openapi  # type: ignore[method-assign]
     hosts = allowed_host_set(settings.allowed_hosts) if is_loopback_address(settings.host) else None
     body_timeout = settings.body_timeout if settings.body_timeout > 0 else None
-    return DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout)
+    plane = DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout)
+    if settings.auth:  # outermost: in front of the guards, the data plane and the app
+        plane.entry = _auth_layer(plane.entry, backend, settings)
+    return plane
+
+
+def _auth_layer(inner: Any, backend: Backend, settings: Settings) -> Any:
+    from octobandit.api.auth import Auth, FailureLimiter, JwtVerifier, KeyCache
+
+    async def load() -> Any:
+        return await backend.call("api_keys")
+
+    verifier = None
+    if settings.jwt_secret or settings.jwks_file:
+        verifier = JwtVerifier(
+            secret=settings.jwt_secret,
+            jwks_file=settings.jwks_file,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            scope_claim=settings.jwt_scope_claim,
+            experiments_claim=settings.jwt_experiments_claim,
+        )
+    return Auth(
+        inner,
+        keys=KeyCache(load, settings.auth_cache_seconds),
+        jwt=verifier,
+        failures=FailureLimiter(settings.auth_failure_burst),
+        public_metrics=settings.public_metrics,
+    )
 
 
 async def _snapshots(committer: GroupCommitter, every: float) -> None:

@@ -92,7 +92,7 @@ class DataPlane:
         self.limit = backend.limits.max_body_bytes
         self.max_depth = backend.limits.max_json_depth
         #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost
-        self.entry = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
+        self.entry: ASGIApp = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.entry(scope, receive, send)

@@ -49,9 +49,9 @@ from octobandit.model import (
 from octobandit.storage.fold import Folded, fold
 from octobandit.storage.rows import (
     API_KEY_COLUMNS,
+    ARM_COLUMNS,
     api_key_record,
     api_key_row,
-    ARM_COLUMNS,
     arm_record,
     decision_meta,
     decision_text,

@@ -100,9 +100,7 @@ def open_rows(rows: Iterable[Sequence[Any]], before_ts: float) -> list[OpenDecis
 
 
 #: the columns of the ``api_keys`` table, in the order :func:`api_key_record` reads them
-API_KEY_COLUMNS = (
-    "id, prefix, hash, name, scopes, experiments, created_at, expires_at, revoked_at"
-)
+API_KEY_COLUMNS = "id, prefix, hash, name, scopes, experiments, created_at, expires_at, revoked_at"
 
 
 def api_key_row(key: ApiKeyRecord) -> tuple[Any, ...]:

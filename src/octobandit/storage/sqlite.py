@@ -49,9 +49,9 @@ from octobandit.model import (
 )
 from octobandit.storage.rows import (
     API_KEY_COLUMNS,
+    ARM_COLUMNS,
     api_key_record,
     api_key_row,
-    ARM_COLUMNS,
     arm_record,
     decision_meta,
     decision_text,
@@ -954,7 +954,8 @@ class SQLiteStorage:
             ).fetchone():
                 raise Conflict(f"API key {key.id!r} already exists", code="already_exists")
             db.execute(
-                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", api_key_row(key)
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                api_key_row(key),
             )
 
     def api_keys(self) -> list[ApiKeyRecord]:
