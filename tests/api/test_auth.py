@@ -166,6 +166,16 @@ def test_every_route_needs_a_key_and_each_scope_allows_only_what_it_names(secure
                 assert_refused(r, 403, "insufficient_scope")
             checked += 1
     assert checked >= 3 * 18
+    # the OpenAPI document says the same
+    doc = httpx.get(secured.url + "/openapi.json", headers=bearer(keys["read"])).json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if path == "/healthz":
+                assert operation["security"] == []
+            else:
+                assert operation["security"] == [{"bearer": [scope_of(method.upper(), path)]}]
+                assert {"401", "403"} <= set(operation["responses"])
     # the docs need a key too
     for path in ("/docs", "/openapi.json"):
         assert_refused(httpx.get(secured.url + path), 401, "unauthorized")

@@ -400,7 +400,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi_document(app, limits)
+            document = openapi_document(app, limits)
+            if settings.auth:
+                from octobandit.api.auth import document_security
+
+                document_security(document, public_metrics=settings.public_metrics)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

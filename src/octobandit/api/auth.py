@@ -384,6 +384,38 @@ class Auth:
             await send(out)
 
 
+def document_security(document: dict[str, Any], *, public_metrics: bool) -> None:
+    """Describe the bearer authentication in an OpenAPI document (served under --auth):
+    the scheme, each operation's scope, and its 401, 403 and 429 answers."""
+    document.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key (octobandit keys create) or a JWT; scopes: read, "
+        "decide, admin (see docs/security.md)",
+    }
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    answers = {
+        "401": "no bearer token, or an unknown, revoked, expired or badly signed one",
+        "403": "the key lacks the scope, or may not use this experiment",
+        "429": "too many failed authentications from this address (Retry-After)",
+    }
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            need, _ = requirement(method.upper(), path, public_metrics=public_metrics)
+            if need is None:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearer": [need]}]
+            responses = operation.setdefault("responses", {})
+            for status, text in answers.items():
+                responses.setdefault(
+                    status,
+                    {"description": text, "content": {"application/json": {"schema": error}}},
+                )
+
+
 def _filtered(send: Send, allowed: frozenset[str]) -> Send:
     """A ``send`` that keeps, of an experiment list answer, the allowed experiments."""
     start: Message | None = None
