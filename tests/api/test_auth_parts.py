@@ -155,3 +155,26 @@ def test_the_failure_bucket_empties_after_the_burst_and_refills_at_its_rate() ->
     assert limiter.retry_after("a", t) is None
     limiter.fail("a", t)
     assert limiter.retry_after("a", t) == 20
+
+
+def test_the_layer_over_an_engine_in_this_process(engine: Any) -> None:
+    """``create_app(engine, Settings(auth=True))``: the keys come from the engine's store
+    through the group committer (no engine process)."""
+    from fastapi.testclient import TestClient
+
+    from octobandit.api.app import create_app
+    from octobandit.config import Settings
+
+    key, record = new_key("in-process", ["read"])
+    engine.storage.add_api_key(record)
+    app = create_app(engine, Settings(auth=True))
+    with TestClient(app, base_url="http://localhost") as client:
+        assert client.get("/v1/experiments").status_code == 401
+        ok = client.get("/v1/experiments", headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200 and ok.json() == {"experiments": []}
+        refused = client.post(
+            "/v1/experiments", json={"id": "x"}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert refused.status_code == 403
+        assert client.get("/healthz").status_code == 200
+    assert engine.storage.list_experiments() == []
