@@ -435,7 +435,7 @@ def _auth_layer(inner: Any, backend: Backend, settings: Settings) -> Any:
         )
     return Auth(
         inner,
-        keys=KeyCache(load, settings.auth_cache_seconds),
+        keys=KeyCache(load, settings.auth_cache_seconds, warn_if_empty=verifier is None),
         jwt=verifier,
         failures=FailureLimiter(settings.auth_failure_burst),
         public_metrics=settings.public_metrics,

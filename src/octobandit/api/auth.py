@@ -104,9 +104,17 @@ def _answer(
 class KeyCache:
     """The key table of one worker, reloaded from the store every ``ttl`` seconds."""
 
-    def __init__(self, load: Callable[[], Awaitable[list[ApiKeyRecord]]], ttl: float) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[list[ApiKeyRecord]]],
+        ttl: float,
+        *,
+        warn_if_empty: bool = False,
+    ) -> None:
         self._load = load
         self.ttl = ttl
+        #: log once when the store holds no usable key (and nothing else can authenticate)
+        self.warn_if_empty = warn_if_empty
         self.table: KeyTable | None = None
         self.loaded = -math.inf
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +140,12 @@ class KeyCache:
             return
         self.table = KeyTable(records)
         self.loaded = time.monotonic()
+        if self.warn_if_empty and not self.table:
+            self.warn_if_empty = False
+            log.warning(
+                "auth: the store holds no usable API key: every request but /healthz gets 401"
+                " (create one with 'octobandit keys create --store ... --scope admin')"
+            )
 
 
 class JwtVerifier:
