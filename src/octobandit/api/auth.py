@@ -119,6 +119,12 @@ class KeyCache:
         self.loaded = -math.inf
         self._task: asyncio.Task[None] | None = None
 
+    def fresh(self) -> KeyTable | None:
+        """The table if it is younger than ``ttl`` (no await on the hot path), else ``None``."""
+        if time.monotonic() - self.loaded < self.ttl:
+            return self.table
+        return None
+
     async def get(self) -> KeyTable | None:
         """The table (``None``: never loaded and the store does not answer)."""
         age = time.monotonic() - self.loaded
@@ -325,7 +331,9 @@ class Auth:
         reason = "no bearer token (Authorization: Bearer <key>)"
         if token is not None:
             if token.startswith(KEY_PREFIX):
-                table = await self.keys.get()
+                table = self.keys.fresh()
+                if table is None:
+                    table = await self.keys.get()
                 if table is None:
                     await self._unavailable(send)
                     return
