@@ -288,7 +288,7 @@ def test_jwts_signed_with_the_secret_or_a_jwks_key_carry_their_scopes(secured: A
 
 
 def test_repeated_failures_are_rate_limited_per_address(
-    server_factory: Any, tmp_path: Path, caplog: Any
+    server_factory: Any, tmp_path: Path
 ) -> None:
     db = tmp_path / "limited.db"
     key = add_key(db, "read")

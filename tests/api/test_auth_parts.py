@@ -178,3 +178,38 @@ def test_the_layer_over_an_engine_in_this_process(engine: Any) -> None:
         assert refused.status_code == 403
         assert client.get("/healthz").status_code == 200
     assert engine.storage.list_experiments() == []
+
+
+def test_failures_are_logged_without_the_token(engine: Any, caplog: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from octobandit.api.app import create_app
+    from octobandit.config import Settings
+
+    guess = "ob_" + "s3cr3t" * 7
+    app = create_app(engine, Settings(auth=True, auth_failure_burst=2))
+    headers = {"Authorization": f"Bearer {guess}"}
+    with (
+        caplog.at_level("WARNING", logger="octobandit.auth"),
+        TestClient(app, base_url="http://localhost") as client,
+    ):
+        statuses = [client.get("/v1/experiments/e1/stats", headers=headers) for _ in range(3)]
+    assert [r.status_code for r in statuses] == [401, 401, 429]
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 2  # the 429 is not logged again
+    assert all("/v1/experiments/e1/stats" in m and "GET" in m for m in refusals)
+    assert not any(guess in r.getMessage() or "s3cr3t" in r.getMessage() for r in caplog.records)
+
+
+def test_a_key_limited_to_experiments_cannot_read_the_metrics(engine: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from octobandit.api.app import create_app
+    from octobandit.config import Settings
+
+    key, record = new_key("limited", ["read"], ["e1"])
+    engine.storage.add_api_key(record)
+    app = create_app(engine, Settings(auth=True))
+    with TestClient(app, base_url="http://localhost") as client:
+        r = client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"

@@ -12,9 +12,9 @@ dashboard's static files under ``/ui/``, which hold no data) needs
   overrides). An ``admin`` key may do everything.
 
 A key limited to some experiments is refused (403) on a route naming another
-experiment and on ``/v1`` routes naming none (creating an experiment, deleting
-them all), except the list ``GET /v1/experiments``, which it sees filtered to its
-experiments.
+experiment, on ``/v1`` routes naming none (creating an experiment, deleting
+them all) and on ``/metrics`` (which counts every experiment), except the list
+``GET /v1/experiments``, which it sees filtered to its experiments.
 
 A refused request is answered before anything reads its body: 401 (no token, or
 one that is unknown, revoked, expired or badly signed) or 403 (scope or
@@ -361,7 +361,7 @@ class Auth:
             elif path == "/v1/experiments" and method in _READ_METHODS:
                 await self.app(scope, receive, _filtered(send, principal.experiments))
                 return
-            elif path.startswith("/v1/"):
+            elif path.startswith("/v1/") or path == "/metrics":  # metrics: every experiment's
                 await self._forbidden(
                     send, "forbidden", "a key limited to some experiments cannot use this route"
                 )
