@@ -230,6 +230,9 @@ class JwtVerifier:
             return None, "token expired"
         except jwt.PyJWTError as exc:
             return None, f"invalid token: {exc}"
+        except Exception:  # a token no check expected: refused, never a 500
+            log.exception("auth: unexpected failure checking a JWT")
+            return None, "invalid token"
         principal = Principal(
             f"jwt:{claims.get('sub', '?')}",
             frozenset(self._scopes(claims)),
