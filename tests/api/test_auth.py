@@ -365,3 +365,35 @@ def test_the_sdk_and_the_integrations_send_the_key(secured: Any) -> None:
         assert bandits.stats("exp").experiment_id == "exp"
     finally:
         bandits.close()
+
+
+def test_replicas_on_postgresql_and_redis_share_the_keys(
+    postgres_url: str, redis_url: str, server_factory: Any
+) -> None:
+    """Keys made with the CLI on the PostgreSQL store reach two replicas; a revocation too."""
+    env = {
+        "OCTOBANDIT_AUTH": "1",
+        "OCTOBANDIT_AUTH_CACHE_SECONDS": str(CACHE),
+        "OCTOBANDIT_AUTH_FAILURE_BURST": "100000",
+        "OCTOBANDIT_STATE": redis_url,
+    }
+    replicas = [server_factory(postgres_url, env=env).start() for _ in range(2)]
+    cli = [sys.executable, "-m", "octobandit.cli", "keys"]
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}
+    made = subprocess.run(
+        [*cli, "create", "--name", "ops", "--scope", "admin", "--store", postgres_url, "--json"],
+        capture_output=True, text=True, check=True, env=cli_env,
+    )  # fmt: skip
+    created = json.loads(made.stdout)
+    for replica in replicas:
+        replica.admin = created["key"]
+    wait_for(lambda: all(decide(r, created["key"]).status_code == 404 for r in replicas))
+    create(replicas[0], "exp")
+    assert all(decide(r, created["key"]).status_code == 200 for r in replicas)
+    subprocess.run(
+        [*cli, "revoke", created["id"], "--store", postgres_url],
+        capture_output=True, check=True, env=cli_env,
+    )  # fmt: skip
+    time.sleep(SETTLE)
+    for replica in replicas:
+        assert_refused(decide(replica, created["key"]), 401, "unauthorized")
