@@ -186,6 +186,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     The result is the data-plane front door; the FastAPI app (control plane,
     docs, OpenAPI) sits behind it as ``.app``, the engine's front as ``.backend``.
+    With ``settings.auth`` the auth layer (:mod:`octobandit.api.auth`) is the
+    outermost part of its ``.entry``, in front of the guards and every route.
     """
     settings = settings or Settings.from_env()
     owned: Engine | None = None

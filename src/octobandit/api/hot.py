@@ -91,7 +91,8 @@ class DataPlane:
         self.backend = backend
         self.limit = backend.limits.max_body_bytes
         self.max_depth = backend.limits.max_json_depth
-        #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost
+        #: the whole stack: guards (host, content type, body deadline, JSON 500) outermost;
+        #: under ``--auth`` :func:`~octobandit.api.app.create_app` puts the auth layer in front
         self.entry: ASGIApp = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
