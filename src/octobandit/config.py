@@ -23,6 +23,16 @@
 | ``OCTOBANDIT_METRICS`` | ``1`` | ``0``: no ``/metrics`` and no request metrics layer |
 | ``OCTOBANDIT_PUBLIC_METRICS`` | ``0`` | ``1``: ``/metrics`` needs no API key under auth |
 | ``OCTOBANDIT_ENGINE_SOCKET`` | unset | set by ``octobandit serve``: the engine process's socket |
+| ``OCTOBANDIT_AUTH`` | ``0`` | ``1``: every route but ``/healthz`` needs a key (docs/security.md) |
+| ``OCTOBANDIT_INSECURE`` | ``0`` | ``1``: serve a non-loopback address without ``--auth`` |
+| ``OCTOBANDIT_AUTH_CACHE_SECONDS`` | ``1`` | key table refresh (new, revoked keys: within 2×) |
+| ``OCTOBANDIT_AUTH_FAILURE_BURST`` | ``20`` | failed auths per address before 429 (per minute) |
+| ``OCTOBANDIT_JWT_SECRET`` | unset | accept HS256 JWTs signed with this secret |
+| ``OCTOBANDIT_JWKS`` | unset | accept RS256/ES256 JWTs signed by a key of this JWKS file |
+| ``OCTOBANDIT_JWT_AUDIENCE`` | unset | required ``aud`` of JWTs |
+| ``OCTOBANDIT_JWT_ISSUER`` | unset | required ``iss`` of JWTs |
+| ``OCTOBANDIT_JWT_SCOPE_CLAIM`` | ``scope`` | the claim holding a JWT's scopes |
+| ``OCTOBANDIT_JWT_EXPERIMENTS_CLAIM`` | ``experiments`` | the claim limiting a JWT to experiments |
 
 The SQLite-only settings (synchronous mode, WAL sizes) do not apply to a
 PostgreSQL store.
@@ -64,6 +74,16 @@ class Settings:
     metrics: bool = True
     #: with authentication on, ``/metrics`` needs no key (for a scraper without one)
     public_metrics: bool = False
+    #: authentication (see docs/security.md and :mod:`octobandit.api.auth`)
+    auth: bool = False
+    auth_cache_seconds: float = 1.0
+    auth_failure_burst: int = 20
+    jwt_secret: str | None = None
+    jwks_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_scope_claim: str = "scope"
+    jwt_experiments_claim: str = "experiments"
 
     def connection_limit(self) -> int:
         """``max_connections``, or the automatic limit when it is 0."""
@@ -103,6 +123,21 @@ class Settings:
             max_connections=int(env.get("OCTOBANDIT_MAX_CONNECTIONS", cls.max_connections)),
             metrics=_flag(env.get("OCTOBANDIT_METRICS"), cls.metrics),
             public_metrics=_flag(env.get("OCTOBANDIT_PUBLIC_METRICS"), cls.public_metrics),
+            auth=_flag(env.get("OCTOBANDIT_AUTH"), cls.auth),
+            auth_cache_seconds=float(
+                env.get("OCTOBANDIT_AUTH_CACHE_SECONDS", cls.auth_cache_seconds)
+            ),
+            auth_failure_burst=int(
+                env.get("OCTOBANDIT_AUTH_FAILURE_BURST", cls.auth_failure_burst)
+            ),
+            jwt_secret=env.get("OCTOBANDIT_JWT_SECRET") or None,
+            jwks_file=env.get("OCTOBANDIT_JWKS") or None,
+            jwt_audience=env.get("OCTOBANDIT_JWT_AUDIENCE") or None,
+            jwt_issuer=env.get("OCTOBANDIT_JWT_ISSUER") or None,
+            jwt_scope_claim=env.get("OCTOBANDIT_JWT_SCOPE_CLAIM") or cls.jwt_scope_claim,
+            jwt_experiments_claim=(
+                env.get("OCTOBANDIT_JWT_EXPERIMENTS_CLAIM") or cls.jwt_experiments_claim
+            ),
         )
 
 

@@ -213,3 +213,23 @@ class Event:
     reward: float | None
     count: float | None
     data: Any = None
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    """One API key as stored: never the key itself, only its SHA-256 (hex).
+
+    ``scopes``: of ``read``, ``decide``, ``admin``; ``experiments``: the experiment
+    ids the key is limited to (``None``: every experiment). ``expires_at`` and
+    ``revoked_at`` are epoch seconds (``None``: never, not revoked).
+    """
+
+    id: str
+    prefix: str
+    hash: str
+    name: str
+    scopes: tuple[str, ...]
+    experiments: tuple[str, ...] | None
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None

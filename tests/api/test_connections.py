@@ -209,10 +209,10 @@ def test_the_real_server_checks_the_host_header(server_factory: Any, tmp_path: P
     assert r.status_code == 403
 
 
-def test_a_non_loopback_bind_logs_a_warning(tmp_path: Path) -> None:
+def test_a_non_loopback_bind_with_insecure_logs_a_warning(tmp_path: Path) -> None:
     port = free_port()
     cmd = [
-        sys.executable, "-m", "octobandit.cli", "serve", "--host", "0.0.0.0",
+        sys.executable, "-m", "octobandit.cli", "serve", "--host", "0.0.0.0", "--insecure",
         "--port", str(port), "--db", str(tmp_path / "w.db"), "--log-level", "warning",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCTOBANDIT_")}

@@ -15,6 +15,7 @@ import pytest
 
 from octobandit.errors import Conflict, NotFound
 from octobandit.storage import (
+    ApiKeyRecord,
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -533,3 +534,49 @@ def test_events_page_filters_by_kind_and_time(store: Storage) -> None:
     assert store.events_page("e1", limit=100, until=T0) == []
     assert store.events_page("e1", limit=100, since=T0 + 1e6) == []
     assert store.events_page("e1", limit=100, since=t5, until=t5) == []
+
+
+# -- API keys -------------------------------------------------------------------
+def api_key(i: int, **changes: Any) -> ApiKeyRecord:
+    fields: dict[str, Any] = {
+        "id": f"k{i}",
+        "prefix": f"ob_{i:04d}",
+        "hash": f"{i:064x}",
+        "name": f"key {i} – ünïcode",
+        "scopes": ("read", "decide"),
+        "experiments": ("e1", "e2") if i % 2 else None,
+        "created_at": T0 + i,
+        "expires_at": T0 + FLOATS[1] if i % 3 == 0 else None,
+    }
+    fields.update(changes)
+    return ApiKeyRecord(**fields)
+
+
+def test_api_keys_come_back_equal_and_are_seen_by_another_store(stores: Opener) -> None:
+    first, second = stores(), stores()
+    keys = [api_key(i) for i in (2, 0, 1)]
+    for key in keys:
+        first.add_api_key(key)
+    by_age = sorted(keys, key=lambda k: k.created_at)
+    assert first.api_keys() == by_age
+    assert second.api_keys() == by_age  # another process sees them
+
+
+def test_an_api_key_id_or_hash_is_stored_once(store: Storage) -> None:
+    store.add_api_key(api_key(1))
+    with pytest.raises(Conflict):
+        store.add_api_key(api_key(2, id="k1"))
+    with pytest.raises(Conflict):
+        store.add_api_key(api_key(2, hash=api_key(1).hash))
+    assert [k.id for k in store.api_keys()] == ["k1"]
+
+
+def test_revoking_an_api_key_keeps_it_marked_with_its_first_revocation(stores: Opener) -> None:
+    store = stores()
+    store.add_api_key(api_key(1))
+    store.add_api_key(api_key(2))
+    assert store.revoke_api_key("k1", T0 + 10) is True
+    assert store.revoke_api_key("k1", T0 + 20) is True  # again: the first time stays
+    assert store.revoke_api_key("missing", T0) is False
+    revoked = {k.id: k.revoked_at for k in stores().api_keys()}
+    assert revoked == {"k1": T0 + 10, "k2": None}

@@ -197,6 +197,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     The result is the data-plane front door; the FastAPI app (control plane,
     docs, OpenAPI) sits behind it as ``.app``, the engine's front as ``.backend``.
+    With ``settings.auth`` the auth layer (:mod:`octobandit.api.auth`) is the
+    outermost part of its ``.entry``, in front of the guards and every route.
     """
     settings = settings or Settings.from_env()
     owned: Engine | None = None
@@ -412,14 +414,47 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi_document(app, limits)
+            document = openapi_document(app, limits)
+            if settings.auth:
+                from octobandit.api.auth import document_security
+
+                document_security(document, public_metrics=settings.public_metrics)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     hosts = allowed_host_set(settings.allowed_hosts) if is_loopback_address(settings.host) else None
     body_timeout = settings.body_timeout if settings.body_timeout > 0 else None
     metrics = Metrics(lambda: call("metrics")) if settings.metrics else None
-    return DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout, metrics=metrics)
+    plane = DataPlane(app, backend, hosts=hosts, body_timeout=body_timeout, metrics=metrics)
+    if settings.auth:  # outermost: in front of the guards, the data plane and the app
+        plane.entry = _auth_layer(plane.entry, backend, settings)
+    return plane
+
+
+def _auth_layer(inner: Any, backend: Backend, settings: Settings) -> Any:
+    from octobandit.api.auth import Auth, FailureLimiter, JwtVerifier, KeyCache
+
+    async def load() -> Any:
+        return await backend.call("api_keys")
+
+    verifier = None
+    if settings.jwt_secret or settings.jwks_file:
+        verifier = JwtVerifier(
+            secret=settings.jwt_secret,
+            jwks_file=settings.jwks_file,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            scope_claim=settings.jwt_scope_claim,
+            experiments_claim=settings.jwt_experiments_claim,
+        )
+    return Auth(
+        inner,
+        keys=KeyCache(load, settings.auth_cache_seconds, warn_if_empty=verifier is None),
+        jwt=verifier,
+        failures=FailureLimiter(settings.auth_failure_burst),
+        public_metrics=settings.public_metrics,
+    )
 
 
 async def _snapshots(committer: GroupCommitter, every: float) -> None:

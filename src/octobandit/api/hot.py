@@ -100,7 +100,8 @@ class DataPlane:
         self.max_depth = backend.limits.max_json_depth
         self.metrics = metrics
         #: the whole stack: guards (host, content type, body deadline, JSON 500), and
-        #: around them the request metrics (when on), the outermost layer
+        #: around them the request metrics (when on); under ``--auth``
+        #: :func:`~octobandit.api.app.create_app` puts the auth layer in front of all
         self.entry: ASGIApp = Guard(self._route, hosts=hosts, body_timeout=body_timeout)
         if metrics is not None:
             self.entry = metrics.wrap(self.entry)

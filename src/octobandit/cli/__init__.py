@@ -9,6 +9,7 @@ from octobandit.cli import (  # noqa: F401  (registers the commands)
     export,
     fixtures,
     imports,
+    keys,
     serve,
     simulate,
 )

@@ -73,6 +73,41 @@ def serve(
         False, "--public-metrics", envvar="OCTOBANDIT_PUBLIC_METRICS",
         help="With authentication on, /metrics needs no API key (for a scraper without one).",
     ),
+    auth: bool = typer.Option(
+        False, "--auth", envvar="OCTOBANDIT_AUTH",
+        help="Require 'Authorization: Bearer <key>' on every route but /healthz (keys: "
+        "'octobandit keys create'; JWTs with --jwt-secret or --jwks). See docs/security.md.",
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", envvar="OCTOBANDIT_INSECURE",
+        help="Listen on a non-loopback address without --auth (refused otherwise): anyone "
+        "who reaches the port can change and delete every experiment.",
+    ),
+    jwt_secret: str = typer.Option(
+        "", "--jwt-secret", envvar="OCTOBANDIT_JWT_SECRET",
+        help="With --auth: also accept HS256 JWTs signed with this secret (the 'jwt' extra).",
+    ),
+    jwks: str = typer.Option(
+        "", "--jwks", envvar="OCTOBANDIT_JWKS", metavar="FILE",
+        help="With --auth: also accept RS256/ES256 JWTs signed by a key of this JWKS file.",
+    ),
+    jwt_audience: str = typer.Option(
+        "", "--jwt-audience", envvar="OCTOBANDIT_JWT_AUDIENCE",
+        help="The 'aud' a JWT must carry (unset: not checked).",
+    ),
+    jwt_issuer: str = typer.Option(
+        "", "--jwt-issuer", envvar="OCTOBANDIT_JWT_ISSUER",
+        help="The 'iss' a JWT must carry (unset: not checked).",
+    ),
+    jwt_scope_claim: str = typer.Option(
+        "scope", "--jwt-scope-claim", envvar="OCTOBANDIT_JWT_SCOPE_CLAIM",
+        help="The JWT claim with the scopes (read, decide, admin): a space-separated string "
+        "or a list ('scope' also reads 'scopes').",
+    ),
+    jwt_experiments_claim: str = typer.Option(
+        "experiments", "--jwt-experiments-claim", envvar="OCTOBANDIT_JWT_EXPERIMENTS_CLAIM",
+        help="The JWT claim listing the experiments a token is limited to (absent: all).",
+    ),
 ) -> None:  # fmt: skip
     """Run the HTTP service (REST API at /v1, interactive docs at /docs, Prometheus metrics at
     /metrics) and its engine process."""
@@ -100,15 +135,37 @@ def serve(
         OCTOBANDIT_MAX_CONNECTIONS=str(max_connections),
         OCTOBANDIT_METRICS="1" if metrics else "0",
         OCTOBANDIT_PUBLIC_METRICS="1" if public_metrics else "0",
+        OCTOBANDIT_AUTH="1" if auth else "0",
+        OCTOBANDIT_JWT_SECRET=jwt_secret,
+        OCTOBANDIT_JWKS=os.path.abspath(jwks) if jwks else "",
+        OCTOBANDIT_JWT_AUDIENCE=jwt_audience,
+        OCTOBANDIT_JWT_ISSUER=jwt_issuer,
+        OCTOBANDIT_JWT_SCOPE_CLAIM=jwt_scope_claim,
+        OCTOBANDIT_JWT_EXPERIMENTS_CLAIM=jwt_experiments_claim,
     )
     from octobandit.errors import StorageUnusable
 
+    if (jwt_secret or jwks) and not auth:
+        raise typer.BadParameter("needs --auth", param_hint="--jwt-secret/--jwks")
+    if auth and (jwt_secret or jwks):
+        _check_jwt(jwks)
     if not is_loopback_address(host):
-        typer.echo(
-            f"WARNING: listening on {host}, not a loopback address: anyone who can reach it "
-            "can read, change and delete every experiment (the API has no authentication yet).",
-            err=True,
-        )
+        if not auth and not insecure:
+            typer.echo(
+                f"octobandit: refusing to listen on {host}, not a loopback address, without "
+                "--auth: anyone who could reach it could read, change and delete every "
+                "experiment. Use --auth (see docs/security.md), or --insecure if something "
+                "in front of the service (a proxy, a private network) already controls access.",
+                err=True,
+            )
+            raise typer.Exit(2)
+        if not auth:
+            typer.echo(
+                f"WARNING: listening on {host}, not a loopback address, with --insecure: "
+                "anyone who can reach it can read, change and delete every experiment "
+                "(no authentication).",
+                err=True,
+            )
     from octobandit.engine.process import EngineProcess
     from octobandit.engine.server import METRICS_SUBDIR
 
@@ -142,3 +199,20 @@ def serve(
         )
     finally:
         engine.stop()
+
+
+def _check_jwt(jwks: str) -> None:
+    """Fail at start, not at the first request, when JWTs cannot be checked."""
+    try:
+        import jwt  # noqa: F401
+    except ImportError:
+        typer.echo("octobandit: JWTs need PyJWT: pip install 'octobandit[jwt]'", err=True)
+        raise typer.Exit(2) from None
+    if jwks:
+        from octobandit.api.auth import JwtVerifier
+
+        try:
+            JwtVerifier(jwks_file=jwks)
+        except Exception as exc:
+            typer.echo(f"octobandit: cannot use the JWKS file {jwks}: {exc}", err=True)
+            raise typer.Exit(2) from None

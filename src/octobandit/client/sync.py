@@ -79,8 +79,8 @@ def _close_at_exit(ref: weakref.ref[Client]) -> None:
 class Client:
     """A client of the octobandit HTTP API (thread-safe; use one per process).
 
-    ``api_key`` is sent as ``Authorization: Bearer <key>`` (for a proxy in front of
-    the service, which has no authentication of its own yet). ``timeout`` bounds
+    ``api_key`` is sent as ``Authorization: Bearer <key>`` (an API key or a JWT, for
+    ``octobandit serve --auth`` or a proxy in front of the service). ``timeout`` bounds
     each try of a request (seconds, ``None``: no limit). ``retry`` says how failed
     requests are tried again (see :class:`~octobandit.client.Retry`).
 

@@ -25,7 +25,14 @@ from octobandit.engine.specs import (
     _require,
 )
 from octobandit.errors import Conflict, InvalidInput, NotFound
-from octobandit.model import ArmRecord, ArmStatsRow, ExperimentRecord, Snapshot, iso_time
+from octobandit.model import (
+    ApiKeyRecord,
+    ArmRecord,
+    ArmStatsRow,
+    ExperimentRecord,
+    Snapshot,
+    iso_time,
+)
 from octobandit.policies import make_policy
 
 log = logging.getLogger("octobandit.engine")
@@ -116,6 +123,10 @@ class ControlPlaneMixin(EngineBase):
 
     def list_experiments(self) -> list[ExperimentRecord]:
         return self.storage.list_experiments()
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every stored API key (hashes only): what the HTTP workers' key cache reloads."""
+        return self.storage.api_keys()
 
     def update_experiment(self, experiment_id: str, changes: Mapping[str, Any]) -> ExperimentRecord:
         """Change ``name``, ``status``, ``policy``, ``stopping`` or ``snapshot_interval``.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -71,8 +72,10 @@ def connect_async(
 ) -> AsyncBandits:
     """:class:`AsyncRemoteBandits` for an ``http(s)://`` service URL, else the embedded
     engine on the store ``url`` names (default ``octobandit.db``) behind
-    :class:`ThreadedBandits`. ``options`` go to the client or to the engine."""
+    :class:`ThreadedBandits`. ``options`` go to the client or to the engine.
+    ``api_key`` (default: ``$OCTOBANDIT_API_KEY``) is sent as ``Authorization: Bearer``."""
     if url is not None and url.startswith(("http://", "https://")):
+        api_key = api_key or os.environ.get("OCTOBANDIT_API_KEY") or None
         return AsyncRemoteBandits(url, api_key=api_key, **options)
     return ThreadedBandits(EmbeddedBandits(url or "octobandit.db", **options))
 

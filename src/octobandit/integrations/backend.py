@@ -17,6 +17,7 @@ a logged decision with its propensity.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -65,8 +66,10 @@ class Bandits(Protocol):
 def connect(url: str | None = None, *, api_key: str | None = None, **options: Any) -> Bandits:
     """:class:`RemoteBandits` for an ``http(s)://`` service URL, else :class:`EmbeddedBandits`
     on the store ``url`` names (an SQLite path or URL, a PostgreSQL URL; default
-    ``octobandit.db``). ``options`` go to the client or to the embedded engine."""
+    ``octobandit.db``). ``options`` go to the client or to the embedded engine.
+    ``api_key`` (default: ``$OCTOBANDIT_API_KEY``) is sent as ``Authorization: Bearer``."""
     if url is not None and url.startswith(("http://", "https://")):
+        api_key = api_key or os.environ.get("OCTOBANDIT_API_KEY") or None
         return RemoteBandits(url, api_key=api_key, **options)
     return EmbeddedBandits(url or "octobandit.db", **options)
 

@@ -193,7 +193,7 @@ class Router:
         self.n_branches = n
         self.experiment = experiment
         self.url = url or os.environ.get("OCTOBANDIT_URL") or DEFAULT_URL
-        self.api_key = api_key or None
+        self.api_key = api_key or os.environ.get("OCTOBANDIT_API_KEY") or None
         self.seed = int(seed) if seed is not None and seed != "" else None
         self.verbose = bool(verbose)
         #: the tag of this router's decisions in ``meta.tags``

@@ -1,6 +1,7 @@
 """Storage behind one interface: SQLite by default, PostgreSQL by URL (see ``open_store``)."""
 
 from octobandit.model import (
+    ApiKeyRecord,
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -15,6 +16,7 @@ from octobandit.storage.sqlite import SQLiteStorage
 from octobandit.storage.urls import open_store
 
 __all__ = [
+    "ApiKeyRecord",
     "ArmRecord",
     "ArmStatsDelta",
     "ArmStatsRow",

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 # The records live in ``octobandit.model``; re-exported here, where they used to be.
 from octobandit.model import (
+    ApiKeyRecord,
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -41,6 +42,8 @@ from octobandit.model import (
 )
 
 __all__ = [
+    "ApiKeyRecord",
+    "ApiKeys",
     "ArmRecord",
     "ArmStateTx",
     "ArmStatsDelta",
@@ -236,7 +239,22 @@ class Snapshots(Protocol):
         """The experiment's snapshots, oldest first (the most recent ``limit``)."""
 
 
-class Storage(Experiments, EventLog, Snapshots, Protocol):
+class ApiKeys(Protocol):
+    """API keys (``octobandit keys``), kept hashed; read whole by the HTTP workers'
+    key cache, so a store holds few of them (hundreds, not millions)."""
+
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        """Insert a key (:class:`~octobandit.errors.Conflict` if its id or hash exists)."""
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked and expired ones included, oldest first."""
+
+    def revoke_api_key(self, key_id: str, ts: float) -> bool:
+        """Mark the key revoked at ``ts`` (kept for the record); ``False`` if there is no
+        such key. Revoking a revoked key keeps its first revocation time."""
+
+
+class Storage(Experiments, EventLog, Snapshots, ApiKeys, Protocol):
     """A whole store: experiments, the event log, snapshots and data-plane batches."""
 
     def batch(self) -> AbstractContextManager[BatchTx]: ...

@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from octobandit.errors import Conflict, NotFound, StorageFull, StorageUnavailable, StorageUnusable
 from octobandit.model import (
+    ApiKeyRecord,
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -47,7 +48,10 @@ from octobandit.model import (
 )
 from octobandit.storage.fold import Folded, fold
 from octobandit.storage.rows import (
+    API_KEY_COLUMNS,
     ARM_COLUMNS,
+    api_key_record,
+    api_key_row,
     arm_record,
     decision_meta,
     decision_text,
@@ -55,7 +59,7 @@ from octobandit.storage.rows import (
     open_rows,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: the advisory lock key guarding schema creation (any constant shared by all replicas)
 _SCHEMA_LOCK = 0x6F63_746F_6261
 #: the session lock serialising writers with :attr:`PostgresStorage.hold_after_commit`
@@ -152,6 +156,10 @@ MIGRATIONS = {
     " CREATE UNIQUE INDEX events_decision_once ON events (decision_id, kind)"
     " WHERE decision_id IS NOT NULL AND kind IN ('decision', 'reward', 'default');"
     " CREATE INDEX events_parts ON events (decision_id) WHERE kind = 'part'",
+    # API keys (``octobandit keys``): only their SHA-256 is stored
+    4: "CREATE TABLE api_keys (id TEXT PRIMARY KEY, prefix TEXT NOT NULL,"
+    " hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, scopes TEXT NOT NULL, experiments TEXT,"
+    " created_at FLOAT8 NOT NULL, expires_at FLOAT8, revoked_at FLOAT8)",
 }
 
 #: an experiment's snapshot interval (seconds), as SQL
@@ -946,6 +954,35 @@ class PostgresStorage:
         return [Snapshot(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
 
     # -- control plane ------------------------------------------------------
+    # -- API keys -------------------------------------------------------------
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM api_keys WHERE id = %s OR hash = %s", (key.id, key.hash)
+            ).fetchone():
+                raise Conflict(f"API key {key.id!r} already exists", code="already_exists")
+            conn.execute(
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                api_key_row(key),
+            )
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            ).fetchall()
+        return [api_key_record(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str, ts: float) -> bool:
+        with self._write() as conn:
+            found = conn.execute("SELECT 1 FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (ts, key_id),
+            )
+        return found is not None
+
     def create_experiment(self, record: ExperimentRecord) -> None:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM experiments WHERE id = %s", (record.id,)).fetchone():

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from octobandit.model import ArmRecord, DecisionRef, OpenDecision, decode_json
+from octobandit.model import ApiKeyRecord, ArmRecord, DecisionRef, OpenDecision, decode_json
 
 #: the arm columns in the order :func:`arm_record` reads them
 ARM_COLUMNS = (
@@ -97,3 +97,38 @@ def open_rows(rows: Iterable[Sequence[Any]], before_ts: float) -> list[OpenDecis
         ref = DecisionRef(arm_id, bool(rewarded), propensity, context, eligible, policy, ts, seq)
         out.append(OpenDecision(seq, decision_id, ref, bool(rewarded), int(parts), float(total)))
     return out
+
+
+#: the columns of the ``api_keys`` table, in the order :func:`api_key_record` reads them
+API_KEY_COLUMNS = "id, prefix, hash, name, scopes, experiments, created_at, expires_at, revoked_at"
+
+
+def api_key_row(key: ApiKeyRecord) -> tuple[Any, ...]:
+    """An API key's column values (scopes and experiments as JSON text)."""
+    return (
+        key.id,
+        key.prefix,
+        key.hash,
+        key.name,
+        json_text(list(key.scopes)),
+        None if key.experiments is None else json_text(list(key.experiments)),
+        key.created_at,
+        key.expires_at,
+        key.revoked_at,
+    )
+
+
+def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
+    """An :class:`ApiKeyRecord` from a row of :data:`API_KEY_COLUMNS`."""
+    experiments = decode_json(row[5])
+    return ApiKeyRecord(
+        id=row[0],
+        prefix=row[1],
+        hash=row[2],
+        name=row[3],
+        scopes=tuple(decode_json(row[4])),
+        experiments=None if experiments is None else tuple(experiments),
+        created_at=float(row[6]),
+        expires_at=None if row[7] is None else float(row[7]),
+        revoked_at=None if row[8] is None else float(row[8]),
+    )

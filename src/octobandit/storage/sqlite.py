@@ -33,6 +33,7 @@ from octobandit.errors import (
     StorageUnusable,
 )
 from octobandit.model import (
+    ApiKeyRecord,
     ArmRecord,
     ArmStatsDelta,
     ArmStatsRow,
@@ -47,7 +48,10 @@ from octobandit.model import (
     decode_json,
 )
 from octobandit.storage.rows import (
+    API_KEY_COLUMNS,
     ARM_COLUMNS,
+    api_key_record,
+    api_key_row,
     arm_record,
     decision_meta,
     decision_text,
@@ -145,8 +149,23 @@ INDEXES_2 = tuple(
 )
 assert len(INDEXES_2) == 2
 
+#: schema 3: API keys (``octobandit keys``), only their SHA-256 stored
+API_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    prefix TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    experiments TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL
+)
+"""
+
 #: the schema this release writes (``PRAGMA user_version``); see :func:`migrate`
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def migrate(db: sqlite3.Connection, path: str) -> None:
@@ -156,7 +175,8 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
     lack the arms' ``shift`` column: its squares are about 0). Version 2 adds the
     attribution watermark (``experiments.settled_seq``) and lets a decision have
     several ``part`` and ``late`` events (the unique index on decision ids leaves
-    them out; parts have their own). A file from a newer release is refused
+    them out; parts have their own). Version 3 adds the ``api_keys`` table. A file
+    from a newer release is refused
     rather than misread.
     """
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -179,6 +199,8 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
         columns = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
         if "settled_seq" not in columns:
             db.execute("ALTER TABLE experiments ADD COLUMN settled_seq INTEGER NOT NULL DEFAULT 0")
+    if version < 3:
+        db.execute(API_KEYS_TABLE)
     if version != SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -945,6 +967,34 @@ class SQLiteStorage:
             )
             for arm in record.arms:
                 self._insert_arm(db, record.id, arm)
+
+    # -- API keys -------------------------------------------------------------
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        with self._write() as db:
+            if db.execute(
+                "SELECT 1 FROM api_keys WHERE id = ? OR hash = ?", (key.id, key.hash)
+            ).fetchone():
+                raise Conflict(f"API key {key.id!r} already exists", code="already_exists")
+            db.execute(
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                api_key_row(key),
+            )
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            ).fetchall()
+        return [api_key_record(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str, ts: float) -> bool:
+        with self._write() as db:
+            found = db.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (ts, key_id),
+            )
+        return found is not None
 
     def _insert_arm(self, db: sqlite3.Connection, experiment_id: str, arm: ArmRecord) -> None:
         db.execute(
