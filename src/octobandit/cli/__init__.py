@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from octobandit.cli import export, serve, simulate  # noqa: F401  (registers the commands)
+from octobandit.cli import evaluate, export, serve, simulate  # noqa: F401  (registers the commands)
 from octobandit.cli._app import app
 
 __all__ = ["app", "main"]

@@ -146,7 +146,7 @@ def evaluate_log(
 
 
 def _fmt(v: Any) -> str:
-    return "–" if v is None else f"{v:.4f}"
+    return "–" if v is None else f"{v:.3f}"
 
 
 def print_table(result: dict[str, Any], console: Any = None) -> None:
