@@ -76,6 +76,7 @@ _ROUTES: dict[tuple[str, str], tuple[str, str | None, tuple[int, ...]]] = {
     ("/v1/experiments/{experiment_id}/conclusion", "get"): ("200", "Conclusion", (404,)),
     ("/v1/experiments/{experiment_id}/history", "get"): ("200", "History", (404, 422)),
     ("/v1/experiments/{experiment_id}/events", "get"): ("200", "EventPage", (404, 422)),
+    ("/v1/experiments/{experiment_id}/evaluation", "get"): ("200", "Evaluation", (404, 422)),
     ("/v1/experiments/{experiment_id}/policy-snapshot", "get"): ("200", "PolicySnapshot", (404,)),
     ("/v1/experiments/{experiment_id}/decisions/logged", "post"): (
         "200", "LoggedAnswer", (400, 404, 408, 413, 415, 422),

@@ -12,6 +12,7 @@ from octobandit.offline.candidates import (
 )
 from octobandit.offline.log import (
     LoggedRounds,
+    RoundJoiner,
     engine_rounds,
     http_rounds,
     rounds_from_pages,
@@ -30,6 +31,7 @@ __all__ = [
     "ESTIMATORS",
     "Candidate",
     "LoggedRounds",
+    "RoundJoiner",
     "engine_rounds",
     "estimate_arrays",
     "evaluate_log",

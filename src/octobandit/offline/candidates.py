@@ -32,6 +32,8 @@ from octobandit.offline.log import FloatArray, LoggedRounds
 from octobandit.policies import Policy, make_policy
 from octobandit.policies.base import ArmStats
 
+#: the longest candidate spec taken as text
+MAX_SPEC_CHARS = 10_000
 #: points kept on a replay curve (evenly spaced over the accepted rounds, the last one kept)
 CURVE_POINTS = 200
 
@@ -58,13 +60,19 @@ def parse_candidates(texts: Sequence[str | Mapping[str, Any]], reward_type: str)
     for raw in texts:
         if isinstance(raw, str):
             text = raw.strip()
+            if len(text) > MAX_SPEC_CHARS:
+                raise InvalidInput(f"a spec of at most {MAX_SPEC_CHARS} characters", field="policy")
             if text.startswith("{"):
                 try:
                     spec = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"{text!r}: not JSON ({exc})", field="policy") from None
-            else:
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise InvalidInput(f"{text[:80]!r}: not JSON ({exc})", field="policy") from None
+            elif text.isidentifier() and len(text) <= 64:
                 spec = {"type": text}
+            else:
+                raise InvalidInput(
+                    f"{text[:80]!r}: neither a policy type nor a JSON object", field="policy"
+                )
         else:
             spec = dict(raw)
         if not isinstance(spec, dict):
@@ -84,7 +92,12 @@ def parse_candidates(texts: Sequence[str | Mapping[str, Any]], reward_type: str)
                 raise InvalidInput("action_dist: shape (K,) or (n, K)", field="policy")
             candidate = Candidate(name or "action_dist", spec, action_dist=dist)
         else:
-            policy = make_policy(spec, reward_type)
+            try:
+                policy = make_policy(spec, reward_type)
+            except (TypeError, ValueError, RecursionError) as exc:
+                if isinstance(exc, InvalidInput):
+                    raise
+                raise InvalidInput(f"{spec.get('type')!r}: {exc}", field="policy") from None
             candidate = Candidate(name or str(spec["type"]), policy.params(), policy=policy)
         base, n = candidate.name, 1
         while candidate.name in taken:

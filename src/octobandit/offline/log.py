@@ -103,12 +103,33 @@ def rounds_from_pages(
     round whose propensity is missing, zero or not in ``(0, 1]``, and when no round has
     an outcome.
     """
-    names = list(arms)
-    index = {a: i for i, a in enumerate(names)}
-    # decision id -> [seq, arm index, propensity, context, ts, outcome seq, reward]
-    kept: OrderedDict[str, list[Any]] = OrderedDict()
-    orphans = older = 0
+    joiner = RoundJoiner(arms, features=features, limit=limit)
     for page in pages:
+        joiner.add(page)
+    return joiner.rounds()
+
+
+class RoundJoiner:
+    """:func:`rounds_from_pages` one page at a time (for readers that get pages
+    asynchronously): :meth:`add` each page in log order, then :meth:`rounds`."""
+
+    def __init__(
+        self,
+        arms: Sequence[str],
+        *,
+        features: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.names = list(arms)
+        self.index = {a: i for i, a in enumerate(self.names)}
+        self.features = features
+        self.limit = limit
+        # decision id -> [seq, arm index, propensity, context, ts, outcome seq, reward]
+        self.kept: OrderedDict[str, list[Any]] = OrderedDict()
+        self.orphans = self.older = 0
+
+    def add(self, page: Page) -> None:
+        kept, index = self.kept, self.index
         for e in page:
             kind, decision_id = e["kind"], e.get("decision_id")
             if decision_id is None:
@@ -116,55 +137,57 @@ def rounds_from_pages(
             if kind == "decision":
                 arm = e["arm_id"]
                 if arm not in index:
-                    index[arm] = len(names)
-                    names.append(arm)
+                    index[arm] = len(self.names)
+                    self.names.append(arm)
                 kept[decision_id] = [
                     e["seq"], index[arm], e.get("propensity"), e.get("context"), e["ts"],
                     None, None,
                 ]  # fmt: skip
-                if limit is not None and len(kept) > limit:
+                if self.limit is not None and len(kept) > self.limit:
                     kept.popitem(last=False)
-                    older += 1
+                    self.older += 1
             elif kind in OUTCOME_KINDS:
                 slot = kept.get(decision_id)
                 if slot is None or slot[5] is not None:
-                    orphans += 1
+                    self.orphans += 1
                 else:
                     slot[5], slot[6] = e["seq"], e["reward"]
-    rows = [(d, s) for d, s in kept.items() if s[5] is not None]
-    dropped = len(kept) - len(rows)
-    if not rows:
-        raise EvaluationError(
-            f"no decision with an outcome to evaluate ({dropped} without one yet)",
-            array="reward",
-        )
-    pscore = np.empty(len(rows))
-    for i, (decision_id, s) in enumerate(rows):
-        p = s[2]
-        ok = isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p)
-        if not ok or not 0.0 < p <= 1.0:
-            what = "missing" if p is None else ("zero" if p == 0 else f"{p!r}, not in (0, 1]")
+
+    def rounds(self) -> LoggedRounds:
+        rows = [(d, s) for d, s in self.kept.items() if s[5] is not None]
+        dropped = len(self.kept) - len(rows)
+        if not rows:
             raise EvaluationError(
-                f"decision {decision_id!r}: its propensity is {what}; off-policy "
-                "evaluation needs the logged probability of every decision",
-                array="pscore",
-                index=i,
+                f"no decision with an outcome to evaluate ({dropped} without one yet)",
+                array="reward",
             )
-        pscore[i] = p
-    return LoggedRounds(
-        arms=names,
-        action=np.array([s[1] for _, s in rows], dtype=np.intp),
-        reward=np.array([float(s[6]) for _, s in rows]),
-        pscore=pscore,
-        context=_contexts([s[3] for _, s in rows], features),
-        ts=np.array([float(s[4]) for _, s in rows]),
-        seq=np.array([s[0] for _, s in rows], dtype=np.intp),
-        outcome_seq=np.array([s[5] for _, s in rows], dtype=np.intp),
-        decision_ids=[d for d, _ in rows],
-        dropped=dropped,
-        orphans=orphans,
-        older=older,
-    )
+        pscore = np.empty(len(rows))
+        for i, (decision_id, s) in enumerate(rows):
+            p = s[2]
+            ok = isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p)
+            if not ok or not 0.0 < p <= 1.0:
+                what = "missing" if p is None else ("zero" if p == 0 else f"{p!r}, not in (0, 1]")
+                raise EvaluationError(
+                    f"decision {decision_id!r}: its propensity is {what}; off-policy "
+                    "evaluation needs the logged probability of every decision",
+                    array="pscore",
+                    index=i,
+                )
+            pscore[i] = p
+        return LoggedRounds(
+            arms=list(self.names),
+            action=np.array([s[1] for _, s in rows], dtype=np.intp),
+            reward=np.array([float(s[6]) for _, s in rows]),
+            pscore=pscore,
+            context=_contexts([s[3] for _, s in rows], self.features),
+            ts=np.array([float(s[4]) for _, s in rows]),
+            seq=np.array([s[0] for _, s in rows], dtype=np.intp),
+            outcome_seq=np.array([s[5] for _, s in rows], dtype=np.intp),
+            decision_ids=[d for d, _ in rows],
+            dropped=dropped,
+            orphans=self.orphans,
+            older=self.older,
+        )
 
 
 def _contexts(values: list[Any], features: Sequence[str] | None) -> FloatArray | None:
