@@ -80,8 +80,7 @@ def test_evaluation_estimates_every_candidate(http: httpx.Client, logged: str) -
         ({"policy": '{"a":' * 1900}, "policy"),  # nested past json's recursion limit
         ({"policy": "x" * 10_001}, "policy"),
         ({"policy": ["thompson"] * 9}, "policy"),
-        ({"policy": '{"action_dist": [1, 0, 0]}'}, "action_dist"),
-        ({"policy": "linucb"}, "context"),
+        ({"policy": '{"action_dist": [1, 0, 0]}'}, "policy"),
         ({"policy": "thompson", "limit": 0}, "limit"),
         ({"policy": "thompson", "limit": 100_001}, "limit"),
         ({"policy": "thompson", "bootstrap": 1}, "bootstrap"),
@@ -102,7 +101,15 @@ def test_missing_experiment_and_empty_log(http: httpx.Client) -> None:
     body = {"id": exp, "arms": [{"id": "a"}, {"id": "b"}]}
     assert http.post("/v1/experiments", json=body).status_code == 201
     r = http.get(f"/v1/experiments/{exp}/evaluation", params={"policy": "thompson"})
-    assert r.status_code == 422 and "no decision with an outcome" in r.text
+    assert r.status_code == 409 and "no decision with an outcome" in r.text
+    assert r.json()["error"]["code"] == "not_evaluable"
+
+
+def test_a_contextual_candidate_on_a_log_without_contexts_is_409(
+    http: httpx.Client, logged: str
+) -> None:
+    r = http.get(f"/v1/experiments/{logged}/evaluation", params={"policy": "linucb"})
+    assert r.status_code == 409 and "contextual" in r.text
 
 
 def test_the_route_is_in_the_openapi_document(http: httpx.Client) -> None:
@@ -111,5 +118,5 @@ def test_the_route_is_in_the_openapi_document(http: httpx.Client) -> None:
     assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Evaluation"
     }
-    assert {"404", "422"} <= set(op["responses"])
+    assert {"404", "409", "422"} <= set(op["responses"])
     assert "Evaluation" in doc["components"]["schemas"]

@@ -38,7 +38,7 @@ from octobandit.config import Settings
 from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.eventlog import DEFAULT_PAGE, EVENT_KINDS, MAX_PAGE, MAX_SEQ
 from octobandit.engine.remote import RemoteEngine
-from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
+from octobandit.errors import Conflict, InvalidInput, OctobanditError, StorageUnavailable
 from octobandit.evaluation import EvaluationError
 from octobandit.model import OUTCOME_KINDS
 from octobandit.offline import RoundJoiner, evaluate_log, parse_candidates
@@ -453,7 +453,10 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         try:
             result = await asyncio.to_thread(run)
         except EvaluationError as exc:
-            raise InvalidInput(str(exc), field=exc.array or "policy") from None
+            if exc.array == "action_dist":  # a candidate that does not fit the arms
+                raise InvalidInput(str(exc), field="policy") from None
+            # the log cannot be evaluated (yet): no outcome, a missing propensity, no contexts
+            raise Conflict(str(exc), code="not_evaluable") from None
         return json_response(_as(wire.Evaluation, result))
 
     def openapi() -> dict[str, Any]:
