@@ -89,6 +89,12 @@ def test_evaluate_from_an_sqlite_file(tmp_path: Path, db: Path) -> None:
     )
     assert table.exit_code == 0, table.output
     assert "ucb1" in table.stdout and "snipw" in table.stdout and "590 rounds" in table.stdout
+    # the most recent 100 decisions: the last 10 have no outcome
+    args = ["evaluate", "ex", "--db", str(db), "-p", "ucb1", "--limit", "100", "--json"]
+    recent = runner.invoke(app, [*args, "--bootstrap", "20"])
+    assert recent.exit_code == 0, recent.output
+    logged = json.loads(recent.stdout)["logged"]
+    assert (logged["rounds"], logged["dropped"], logged["older"]) == (90, 10, 500)
 
 
 def test_evaluate_from_a_running_service(db: Path, server_factory: Any) -> None:

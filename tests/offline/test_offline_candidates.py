@@ -153,3 +153,34 @@ def test_replay_curves_run_over_the_accepted_rounds() -> None:
     # grows as log t (Lai–Robbins: about ln T / KL(0.2, 0.8) ≈ 10 here)
     assert curve["regret"][-1] < 0.1 * 0.6 * out["accepted"]
     assert replay(c, rounds, arm_means=mu) == out  # seeded
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "linucb"},
+        {"type": "linear_thompson"},
+        {"type": "exp3"},
+        {"type": "sliding_window_ucb", "window": 100},
+        {"type": "discounted_thompson"},
+        {"type": "vdbe"},
+    ],
+)
+def test_stateful_and_contextual_candidates_run_both_ways(spec: dict[str, object]) -> None:
+    """Arm 1 pays when the context's first feature is positive, arm 0 otherwise: a
+    contextual candidate learns it, and every candidate's output is a distribution."""
+    rng = np.random.default_rng(5)
+    n = 600
+    context = rng.normal(size=(n, 2))
+    action = rng.integers(0, 2, size=n)
+    good = (context[:, 0] > 0).astype(np.intp)
+    reward = ((action == good) & (rng.random(n) < 0.9)).astype(float)
+    rounds = _rounds(action, reward, np.full(n, 0.5), context=context)
+    (c,) = parse_candidates([spec], "binary")
+    dist = same_info_action_dist(c, rounds)
+    assert dist.shape == (n, 2) and np.allclose(dist.sum(axis=1), 1.0)
+    out = replay(c, rounds)
+    assert 0 < out["accepted"] < n and 0.0 <= out["value"] <= 1.0
+    if spec["type"] in ("linucb", "linear_thompson"):
+        # the last 200 rounds: P(the paying arm) well above the 1/2 of a blind policy
+        assert dist[-200:][np.arange(200), good[-200:]].mean() > 0.75
