@@ -184,3 +184,23 @@ def test_stateful_and_contextual_candidates_run_both_ways(spec: dict[str, object
     if spec["type"] in ("linucb", "linear_thompson"):
         # the last 200 rounds: P(the paying arm) well above the 1/2 of a blind policy
         assert dist[-200:][np.arange(200), good[-200:]].mean() > 0.75
+
+
+def test_same_info_blocks_give_the_same_distributions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 7 decisions (outcomes arriving in batches, out of order) give what one
+    block gives."""
+    from octobandit.offline import candidates
+
+    rng = np.random.default_rng(6)
+    n = 300
+    action = rng.integers(0, 3, size=n)
+    reward = (rng.random(n) < [0.2, 0.5, 0.8][0] + 0.3 * action).astype(float)
+    seq = np.arange(n) * 3 + 1
+    outcome_seq = seq + rng.integers(1, 60, size=n) * 3 + 1  # a few rounds later
+    rounds = _rounds(action, reward, np.full(n, 1 / 3), seq=seq, outcome_seq=outcome_seq)
+    for spec in ("thompson", "ucb1", '{"type": "softmax", "temperature": 0.2}'):
+        (c,) = parse_candidates([spec], "binary")
+        whole = same_info_action_dist(c, rounds)
+        monkeypatch.setattr(candidates, "SAME_INFO_BLOCK", 7)
+        assert np.allclose(same_info_action_dist(c, rounds), whole, rtol=0, atol=1e-12), spec
+        monkeypatch.setattr(candidates, "SAME_INFO_BLOCK", 4096)

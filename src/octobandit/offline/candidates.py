@@ -32,6 +32,8 @@ from octobandit.offline.log import FloatArray, LoggedRounds
 from octobandit.policies import Policy, make_policy
 from octobandit.policies.base import ArmStats
 
+#: decisions whose statistics are built at once (bounds memory: a block × K)
+SAME_INFO_BLOCK = 4096
 #: the longest candidate spec taken as text
 MAX_SPEC_CHARS = 10_000
 #: points kept on a replay curve (evenly spaced over the accepted rounds, the last one kept)
@@ -147,15 +149,27 @@ def same_info_action_dist(candidate: Candidate, rounds: LoggedRounds) -> FloatAr
     order = np.argsort(rounds.outcome_seq, kind="stable")
     before = np.searchsorted(rounds.outcome_seq[order], rounds.seq, side="left")
     if not policy.stateful:
-        # cumulative statistics after each outcome: row m holds the first m outcomes
+        # the statistics before each decision, a block of decisions at a time (memory:
+        # a block's rows, whatever n): running totals up to the block's first decision,
+        # plus cumulative sums over the outcomes that arrive within the block
         arm, r = rounds.action[order], rounds.reward[order]
-        cum = np.zeros((3, n + 1, k))
-        np.add.at(cum[0], (np.arange(1, n + 1), arm), 1.0)
-        np.add.at(cum[1], (np.arange(1, n + 1), arm), r)
-        np.add.at(cum[2], (np.arange(1, n + 1), arm), r * r)
-        cum = np.cumsum(cum, axis=1)
-        stats = ArmStats.of(cum[0][before], cum[1][before], cum[2][before])
-        return np.asarray(policy.probabilities(stats), dtype=np.float64)
+        out = np.empty((n, k))
+        total = np.zeros((3, k))
+        m0 = 0
+        for start in range(0, n, SAME_INFO_BLOCK):
+            end = min(n, start + SAME_INFO_BLOCK)
+            m1 = int(before[end - 1])  # before is nondecreasing: decisions are in log order
+            rows = np.arange(1, m1 - m0 + 1)
+            cum = np.zeros((3, m1 - m0 + 1, k))
+            np.add.at(cum[0], (rows, arm[m0:m1]), 1.0)
+            np.add.at(cum[1], (rows, arm[m0:m1]), r[m0:m1])
+            np.add.at(cum[2], (rows, arm[m0:m1]), r[m0:m1] ** 2)
+            cum = np.cumsum(cum, axis=1) + total[:, None, :]
+            at = before[start:end] - m0
+            stats = ArmStats.of(cum[0][at], cum[1][at], cum[2][at])
+            out[start:end] = policy.probabilities(stats)
+            total, m0 = cum[:, -1, :], m1
+        return out
     # a stateful policy: walk the log, folding outcomes in before each decision
     dim = 0 if rounds.context is None else rounds.context.shape[1]
     state = policy.init_state(1, k, dim)
