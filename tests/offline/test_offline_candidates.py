@@ -204,3 +204,15 @@ def test_same_info_blocks_give_the_same_distributions(monkeypatch: pytest.Monkey
         monkeypatch.setattr(candidates, "SAME_INFO_BLOCK", 7)
         assert np.allclose(same_info_action_dist(c, rounds), whole, rtol=0, atol=1e-12), spec
         monkeypatch.setattr(candidates, "SAME_INFO_BLOCK", 4096)
+
+
+def test_a_log_of_equal_rewards_still_has_a_reward_model() -> None:
+    """Every reward 1: no classifier can be fitted, the ridge fallback predicts 1."""
+    from octobandit.offline import evaluate_log
+
+    rounds = _rounds([0, 1] * 20, [1.0] * 40, [0.5] * 40)
+    (c,) = parse_candidates(["thompson"], "binary")
+    out = evaluate_log(rounds, [c], n_bootstrap_samples=20)["candidates"]["thompson"]
+    assert set(out["estimates"]) == {"ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "replay"}
+    for key in ("snipw", "dm", "dr", "sndr", "replay"):
+        assert out["estimates"][key]["value"] == pytest.approx(1.0), key

@@ -17,6 +17,7 @@ import numpy as np
 from octobandit.evaluation import (
     DirectMethod,
     DoublyRobust,
+    EvaluationError,
     InverseProbabilityWeighting,
     OffPolicyEstimator,
     RegressionModel,
@@ -50,19 +51,29 @@ def reward_model(
     random_state: int = 12345,
 ) -> FloatArray | None:
     """Cross-fitted rewards for DM and the DR family (the default
-    :class:`~octobandit.evaluation.RegressionModel`), or ``None`` without scikit-learn
-    (those estimators are then left out). No context: a constant feature."""
+    :class:`~octobandit.evaluation.RegressionModel`; a ridge regression when a fold's
+    rewards are all 0 or all 1), or ``None`` without scikit-learn or when no model can
+    be fitted (those estimators are then left out). No context: a constant feature."""
     try:
         import sklearn  # noqa: F401
     except ImportError:
         return None
+    from sklearn.linear_model import Ridge
+
     n = len(reward)
     x = np.ones((n, 1)) if context is None else np.asarray(context, dtype=np.float64)
-    model = RegressionModel(n_actions=n_actions, len_list=len_list)
     folds = max(1, min(n_folds, n))
-    return model.fit_predict(
-        x, action, reward, position=position, n_folds=folds, random_state=random_state
-    )
+    # the default model; a ridge regression when a classifier cannot be fitted (a fold
+    # whose rewards are all 0 or all 1); none when neither can (too few rounds)
+    for base in (None, Ridge()):
+        model = RegressionModel(n_actions=n_actions, len_list=len_list, base_model=base)
+        try:
+            return model.fit_predict(
+                x, action, reward, position=position, n_folds=folds, random_state=random_state
+            )
+        except (EvaluationError, ValueError):
+            continue
+    return None
 
 
 def estimate_arrays(
