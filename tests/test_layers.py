@@ -24,6 +24,7 @@ SERVER_PARTS = (
     "octobandit.config",
     "octobandit.cli",
     "octobandit.checks",
+    "octobandit.offline",
 )
 
 #: part of the package → the imports it must not make (at the top or in a function);
@@ -40,6 +41,8 @@ FORBIDDEN = {
     "engine": ("octobandit.api",),
     # off-policy estimators on plain arrays: the log adapter lives elsewhere
     "evaluation": ("octobandit.storage", "octobandit.engine", "octobandit.api", "octobandit.cli"),
+    # the log adapter and candidates: a door over the engine and the estimators
+    "offline": ("octobandit.api", "octobandit.cli", "octobandit.client"),
     # a door over the engine or the SDK; of the HTTP door only its JSON views
     "integrations": (
         "octobandit.api.app",

@@ -278,6 +278,66 @@ class EventPage(msgspec.Struct):
     next: int | None
 
 
+class Estimate(msgspec.Struct):
+    """An estimate of a candidate's value (mean reward per round) and its 95% interval
+    (``null`` when the replay accepted no round)."""
+
+    value: float | None
+    ci95: list[float] | None
+
+
+class ReplayCurve(msgspec.Struct):
+    """At ``t`` accepted rounds: the running mean reward and the cumulative regret
+    against the best arm's logged mean."""
+
+    t: list[int]
+    reward: list[float]
+    regret: list[float]
+
+
+class Replay(msgspec.Struct):
+    """The replay method: ``accepted`` of the log's ``rounds``, each match accepted with
+    probability ``p_min / pscore``."""
+
+    value: float | None
+    ci95: list[float] | None
+    accepted: int
+    rounds: int
+    p_min: float
+    curve: ReplayCurve
+
+
+class CandidateEvaluation(msgspec.Struct):
+    """One candidate: its spec, ``estimates`` by estimator (``ipw``, ``snipw``, ``dm``,
+    ``dr``, ``sndr``, ``switch-dr``, ``replay``) and the replay's details."""
+
+    spec: dict[str, Any]
+    estimates: dict[str, Estimate]
+    replay: Replay
+
+
+class LoggedSummary(msgspec.Struct):
+    """What was read: rounds with an outcome, decisions without one yet (``dropped``),
+    outcomes with no decision read (``orphans``), older decisions left out (``older``),
+    the logged value and the smallest logged propensity."""
+
+    arms: list[str]
+    rounds: int
+    dropped: int
+    orphans: int
+    older: int
+    value: float | None
+    min_pscore: float | None
+
+
+class Evaluation(msgspec.Struct):
+    """Candidate policies evaluated off-policy on the experiment's most recent decisions
+    (see docs/evaluation.md)."""
+
+    logged: LoggedSummary
+    candidates: dict[str, CandidateEvaluation]
+
+
 class LoggedDecision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A decision made locally (``client.local``) on the policy snapshot ``version``."""
 
@@ -351,6 +411,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     Conclusion,
     History,
     EventPage,
+    Evaluation,
     PolicySnapshot,
     LoggedAnswer,
     LoggedDecisions,  # a request body, read by the route itself

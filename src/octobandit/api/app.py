@@ -40,7 +40,11 @@ from octobandit.dashboard import install_dashboard
 from octobandit.engine import Engine, GroupCommitter
 from octobandit.engine.eventlog import DEFAULT_PAGE, EVENT_KINDS, MAX_PAGE, MAX_SEQ
 from octobandit.engine.remote import RemoteEngine
-from octobandit.errors import InvalidInput, OctobanditError, StorageUnavailable
+from octobandit.errors import Conflict, InvalidInput, OctobanditError, StorageUnavailable
+from octobandit.evaluation import EvaluationError
+from octobandit.model import OUTCOME_KINDS
+from octobandit.offline import RoundJoiner, evaluate_log, parse_candidates
+from octobandit.offline.report import SWITCH_TAU
 from octobandit.policies import POLICIES
 
 log = logging.getLogger("octobandit.api")
@@ -187,6 +191,15 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
+#: the evaluation route: candidates per request, and decisions evaluated
+MAX_CANDIDATES = 8
+DEFAULT_EVALUATED = 10_000
+MAX_EVALUATED = 100_000
+_POLICY_QUERY = Query(
+    [],
+    description=f"a candidate (repeat it, 1 to {MAX_CANDIDATES}): a policy type or its JSON spec "
+    '(optionally with a "name"), or {"action_dist": [...]} over the arms',
+)
 _KIND_QUERY = Query(None, description=f"only these kinds (repeat it), of {EVENT_KINDS}")
 
 
@@ -411,6 +424,54 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 )
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.get("/v1/experiments/{experiment_id}/evaluation", tags=["event log"])
+    async def evaluation(
+        experiment_id: str,
+        policy: list[str] = _POLICY_QUERY,
+        limit: int = Query(
+            DEFAULT_EVALUATED, ge=1, le=MAX_EVALUATED, description="most recent decisions"
+        ),
+        bootstrap: int = Query(1000, ge=10, le=10_000, description="bootstrap resamples"),
+        switch_tau: float = Query(
+            SWITCH_TAU, ge=0, le=1e12, description="Switch-DR's largest corrected weight"
+        ),
+    ) -> Response:
+        """Candidate policies (``policy``, repeated: a type or a JSON spec) evaluated
+        off-policy on the most recent ``limit`` decisions with an outcome: IPS, SNIPS, DM,
+        DR, SNDR, Switch-DR and the replay method with its curves, each with a 95%
+        interval. The log is read page by page; the estimation runs off the event loop."""
+        if not 1 <= len(policy) <= MAX_CANDIDATES:
+            raise InvalidInput(f"1 to {MAX_CANDIDATES} candidates", field="policy")
+        record = await call("get_experiment", experiment_id)
+        candidates = parse_candidates(policy, record.reward_type)
+        joiner = RoundJoiner(
+            [a.arm_id for a in record.arms],
+            features=record.options.get("context_features"),
+            limit=limit,
+        )
+        after, kinds = 0, ["decision", *OUTCOME_KINDS]
+        while True:
+            page = await call("events", experiment_id, after, MAX_PAGE, kinds, None, None)
+            joiner.add(page["events"])
+            if page["next"] is None:
+                break
+            after = page["next"]
+
+        def run() -> dict[str, Any]:
+            rounds = joiner.rounds()
+            return evaluate_log(
+                rounds, candidates, switch_tau=switch_tau, n_bootstrap_samples=bootstrap
+            )
+
+        try:
+            result = await asyncio.to_thread(run)
+        except EvaluationError as exc:
+            if exc.array == "action_dist":  # a candidate that does not fit the arms
+                raise InvalidInput(str(exc), field="policy") from None
+            # the log cannot be evaluated (yet): no outcome, a missing propensity, no contexts
+            raise Conflict(str(exc), code="not_evaluable") from None
+        return json_response(_as(wire.Evaluation, result))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -76,6 +76,9 @@ _ROUTES: dict[tuple[str, str], tuple[str, str | None, tuple[int, ...]]] = {
     ("/v1/experiments/{experiment_id}/conclusion", "get"): ("200", "Conclusion", (404,)),
     ("/v1/experiments/{experiment_id}/history", "get"): ("200", "History", (404, 422)),
     ("/v1/experiments/{experiment_id}/events", "get"): ("200", "EventPage", (404, 422)),
+    ("/v1/experiments/{experiment_id}/evaluation", "get"): (
+        "200", "Evaluation", (404, 409, 422),
+    ),
     ("/v1/experiments/{experiment_id}/policy-snapshot", "get"): ("200", "PolicySnapshot", (404,)),
     ("/v1/experiments/{experiment_id}/decisions/logged", "post"): (
         "200", "LoggedAnswer", (400, 404, 408, 413, 415, 422),
@@ -171,6 +174,19 @@ def _event_param(param: dict[str, Any]) -> None:
         }
 
 
+def _policy_param(param: dict[str, Any]) -> None:
+    """The evaluation's candidates: the schema lists the policy types; a JSON spec (as in
+    experiment creation) or ``{"action_dist": [...]}`` is accepted too (docs/api.md)."""
+    param["required"] = True
+    param["schema"] = {
+        "type": "array",
+        "items": {"type": "string", "enum": sorted(POLICIES)},
+        "minItems": 1,
+        "maxItems": 8,
+    }
+    param["style"], param["explode"] = "form", True
+
+
 def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
     """The whole document: FastAPI's, the data plane's, answers, errors and limits."""
     schema = get_openapi(
@@ -241,6 +257,8 @@ def openapi_document(app: FastAPI, limits: Limits) -> dict[str, Any]:
                     param["schema"] = {"type": "string", "enum": ["true"]}
                 if path.endswith("/events") and method == "get":
                     _event_param(param)
+                if path.endswith("/evaluation") and param.get("name") == "policy":
+                    _policy_param(param)
                 rule = _PATH_PARAMS.get(param.get("name", ""))
                 if param.get("in") == "path" and rule is not None:
                     param["schema"] = {**param.get("schema", {}), **rule}

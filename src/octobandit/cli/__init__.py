@@ -5,6 +5,7 @@ from __future__ import annotations
 from octobandit.cli import (  # noqa: F401  (registers the commands)
     arms,
     data,
+    evaluate,
     experiments,
     export,
     fixtures,

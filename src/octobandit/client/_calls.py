@@ -59,7 +59,7 @@ class Call(Generic[T]):
     path: str
     read: Callable[[bytes], T]
     body: bytes | None = None
-    params: Mapping[str, str | int] | None = None
+    params: Mapping[str, str | int | float | list[str]] | None = None
     #: sending it twice has the effect of sending it once (see :mod:`._retry`)
     idempotent: bool = False
     #: statuses whose body is the answer (others are errors)
@@ -312,3 +312,18 @@ def conclusion(experiment_id: str) -> Call[wire.Conclusion]:
 def history(experiment_id: str, limit: int) -> Call[wire.History]:
     path = _path(experiment_id, "history")
     return Call("GET", path, _decoder(wire.History), params={"limit": limit}, idempotent=True)
+
+
+def evaluation(
+    experiment_id: str,
+    policies: Sequence[str | Mapping[str, Any]],
+    limit: int,
+    bootstrap: int,
+    switch_tau: float,
+) -> Call[wire.Evaluation]:
+    texts = [p if isinstance(p, str) else msgspec.json.encode(p).decode() for p in policies]
+    params: dict[str, str | int | float | list[str]] = {
+        "policy": texts, "limit": limit, "bootstrap": bootstrap, "switch_tau": switch_tau,
+    }  # fmt: skip
+    path = _path(experiment_id, "evaluation")
+    return Call("GET", path, _decoder(wire.Evaluation), params=params, idempotent=True)

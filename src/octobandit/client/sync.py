@@ -405,6 +405,20 @@ class Client:
         """Whether the stopping rule is met now, which arm wins and why."""
         return self._run(calls.conclusion(experiment_id))
 
+    def evaluation(
+        self,
+        experiment_id: str,
+        policies: Sequence[str | Mapping[str, Any]],
+        *,
+        limit: int = 10_000,
+        bootstrap: int = 1000,
+        switch_tau: float = 10.0,
+    ) -> wire.Evaluation:
+        """Candidate policies (types, specs or ``{"action_dist": [...]}``) evaluated
+        off-policy on the most recent ``limit`` decisions (docs/evaluation.md). It takes
+        seconds for large logs: the client's ``timeout`` applies."""
+        return self._run(calls.evaluation(experiment_id, policies, limit, bootstrap, switch_tau))
+
     def history(self, experiment_id: str, limit: int = 1000) -> wire.History:
         """Posterior snapshots (at most ``limit``, the most recent) as series per arm."""
         return self._run(calls.history(experiment_id, limit))
