@@ -16,7 +16,9 @@ from octobandit.cli._app import app
 
 @app.command()
 def evaluate(
-    experiment: str = typer.Argument(..., help="The experiment's id."),
+    experiment: str = typer.Argument(
+        "", help="The experiment's id (not with --obd).", show_default=False
+    ),
     policy: list[str] = typer.Option(
         [],
         "--policy",
@@ -30,6 +32,20 @@ def evaluate(
     ),
     url: str = typer.Option(
         "", "--url", help="Read a running service instead, e.g. http://127.0.0.1:8000."
+    ),
+    obd: str = typer.Option(
+        "",
+        "--obd",
+        metavar="DIR",
+        help="Evaluate on a part of the Open Bandit Dataset instead, e.g. obd/random/all "
+        "(its CSV layout; needs --action-dist).",
+    ),
+    action_dist: str = typer.Option(
+        "",
+        "--action-dist",
+        metavar="FILE",
+        help="With --obd: the evaluated policy's action distribution, a JSON file "
+        '{"action_dist": ...} of shape (K, L), the same every round, or (n, K, L).',
     ),
     limit: int = typer.Option(
         0,
@@ -51,8 +67,15 @@ def evaluate(
 ) -> None:
     """Evaluate candidate policies off-policy on an experiment's event log: IPS, SNIPS, DM,
     DR, SNDR, Switch-DR (the candidate given the logger's information) and the replay
-    method (the candidate as if run online), with 95% intervals. See docs/evaluation.md."""
+    method (the candidate as if run online), with 95% intervals; or, with --obd and
+    --action-dist, an action distribution on the Open Bandit Dataset (IPW, SNIPW, DM, DR).
+    See docs/evaluation.md."""
     import json
+
+    if obd or action_dist:
+        _evaluate_obd(obd, action_dist, experiment, bool(policy or store or url or png), as_json,
+                      bootstrap, seed)  # fmt: skip
+        return
 
     from octobandit.errors import OctobanditError
     from octobandit.evaluation import EvaluationError
@@ -66,6 +89,8 @@ def evaluate(
         store_rounds,
     )
 
+    if not experiment:
+        raise typer.BadParameter("give the experiment's id (or --obd DIR --action-dist FILE)")
     if bool(store) == bool(url):
         raise typer.BadParameter("give exactly one of --store/--db and --url")
     if not policy:
@@ -104,3 +129,33 @@ def evaluate(
         print_table(result)
         if png:
             typer.echo(f"wrote {png}", err=True)
+
+
+def _evaluate_obd(
+    obd: str, action_dist: str, experiment: str, log_options: bool, as_json: bool,
+    bootstrap: int, seed: int,
+) -> None:  # fmt: skip
+    """``--obd DIR --action-dist FILE``: IPW, SNIPW, DM and DR on an OBD part."""
+    import json
+
+    from octobandit.evaluation.obd import evaluate_obd, load_obd, read_action_dist
+    from octobandit.offline import print_table
+
+    if not obd or not action_dist:
+        raise typer.BadParameter("--obd and --action-dist go together")
+    if experiment or log_options:
+        raise typer.BadParameter(
+            "--obd evaluates --action-dist on the dataset: no experiment, --policy, --db, "
+            "--url or --png"
+        )
+    try:
+        data = load_obd(obd)
+        dist = read_action_dist(action_dist, n_actions=data.n_actions, len_list=data.len_list)
+        result = evaluate_obd(data, dist, n_bootstrap_samples=bootstrap, random_state=seed)
+    except (OSError, ValueError) as exc:  # ObdError is a ValueError
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+    else:
+        print_table(result)
