@@ -1,5 +1,5 @@
 """Evaluation benchmark: off-policy evaluation of the Open Bandit Dataset sample, octobandit
-against obp 0.4.1's quickstart; and (the lead's part) export/import throughput.
+against obp 0.4.1's quickstart; and export/import throughput.
 
 **OBD.** One run evaluates obp's ``BernoulliTS`` (ZOZOTOWN prior, campaign ``all``) on OBD's
 ``random/all`` sample (10,000 rounds, 80 items, 3 positions) with IPW, SNIPW, DM and DR,
@@ -23,6 +23,11 @@ start-up included, is reported too). Two ratios: against obp's whole quickstart,
 against obp without its policy simulation (``policy_s``; octobandit reads the action
 distribution from a file instead), the same work. The two run in interleaved rounds, the
 order alternating; the median and the min–max across rounds are reported.
+
+**Export/import.** ``bench/_io_throughput.py``: a store filled with ``--io-events`` events
+(10 million by default; about 9 GB of disk in ``--io-dir``), then ``octobandit export``
+(JSON Lines and DSJSON) and ``octobandit import`` of each file, in subprocesses: events
+per second and each process's peak memory (``VmHWM``).
 
 Run from the repository root on a quiet machine:
 
@@ -142,6 +147,13 @@ def main() -> None:
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="--rounds 2 --n-bootstrap 100")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--io-events",
+        type=int,
+        default=10_000_000,
+        help="events for the export/import throughput (0: skip it; --quick: 100,000)",
+    )
+    parser.add_argument("--io-dir", default=None, help="where the stores and files go")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -162,17 +174,25 @@ def main() -> None:
     print("obd: octobandit against obp 0.4.1's quickstart", file=sys.stderr)
     result["obd"] = obd(args.rounds, args.n_bootstrap)
 
-    # --- export/import throughput ---------------------------------------------------------
-    # LEAD: bench/_io_throughput.py (another helper's part) is called here, e.g.
-    #     import _io_throughput
-    #     result["io"] = _io_throughput.measure(10_000_000)   # events/s and peak memory
-    # (with a --quick size such as 100_000 when args.quick); not wired in this branch.
-    result["io"] = None
+    # --- export/import throughput (bench/_io_throughput.py) ---------------------------------
+    if args.io_events > 0:
+        import tempfile
+
+        import _io_throughput
+
+        n = 100_000 if args.quick else args.io_events
+        print(f"io: export and import of {n:,} events", file=sys.stderr)
+        with tempfile.TemporaryDirectory(dir=args.io_dir) as work:
+            result["io"] = _io_throughput.measure(n, work)
+    else:
+        result["io"] = None
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     summary = {k: v for k, v in result["obd"].items() if k != "runs"}
     print(json.dumps(summary, indent=2))
+    if result["io"] is not None:
+        print(json.dumps({k: v for k, v in result["io"].items() if k != "runs"}, indent=2))
     print(f"wrote {args.out}", file=sys.stderr)
 
 
