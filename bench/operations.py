@@ -13,7 +13,11 @@ bench/http.py). The first variant is the baseline:
 
 - ``open``: no authentication (the default);
 - ``auth_key``: ``--auth``, every request with ``Authorization: Bearer`` and a
-  valid API key (target: at least 0.95 × ``open``).
+  valid API key (target: at least 0.95 × ``open``);
+- ``no_metrics``: ``--no-metrics`` (no request metrics layer, no ``/metrics``): what the
+  metrics layer costs ``open``;
+- ``auth_key_scraped_1s``: ``auth_key`` with ``/metrics`` scraped every second during the
+  load: the decisions a scrape costs, and the scrape's own time under load.
 
 Every variant's service is started before the first round and runs throughout
 (each on its own SQLite file); in every round each variant runs once, in an order
@@ -76,9 +80,40 @@ class Variant:
     during: Callable[[str, str, float], Any] | None = None
 
 
+def scrape_every(interval: float) -> Callable[[str, str, float], Any]:
+    """A ``during`` function: scrape ``/metrics`` every ``interval`` seconds while the load
+    runs; the scrapes' seconds (median, min, max) and the body's bytes."""
+
+    def scrape(url: str, key: str, seconds: float) -> dict[str, Any]:
+        times: list[float] = []
+        size = 0
+        end = time.monotonic() + seconds
+        with httpx.Client(
+            base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ) as c:
+            time.sleep(min(interval, seconds / 4))  # let the load start
+            while time.monotonic() < end - interval / 2:
+                t = time.perf_counter()
+                size = len(c.get("/metrics").raise_for_status().content)
+                times.append(time.perf_counter() - t)
+                time.sleep(max(0.0, interval - (time.perf_counter() - t)))
+        return {"scrapes": len(times), "bytes": size, **summarize(times)} if times else {}
+
+    return scrape
+
+
 VARIANTS = [
     Variant("open"),
     Variant("auth_key", flags=["--auth"], headers={"Authorization": "Bearer {key}"}),
+    # the request-metrics layer's cost: the default (open) has it, this one has not
+    Variant("no_metrics", flags=["--no-metrics"]),
+    # a /metrics scrape every second under the load (Prometheus scrapes every 15 s or so)
+    Variant(
+        "auth_key_scraped_1s",
+        flags=["--auth"],
+        headers={"Authorization": "Bearer {key}"},
+        during=scrape_every(1.0),
+    ),
 ]
 
 
@@ -188,7 +223,7 @@ def main() -> None:
                 for service in turn:
                     runs[service.variant.name].append(service.run(args))
                     print(
-                        f"round {r + 1} {service.variant.name:<12}"
+                        f"round {r + 1} {service.variant.name:<20}"
                         f"{runs[service.variant.name][-1]['requests_per_s']:>10.0f} req/s",
                         flush=True,
                     )
@@ -212,6 +247,10 @@ def main() -> None:
             "ratio_per_round": summarize(ratios),
             "non_2xx": sum(run["non_2xx"] for run in runs[variant.name]),
         }
+        scrapes = [run["during"] for run in runs[variant.name] if run.get("during")]
+        if scrapes:  # the /metrics scrapes beside the load: per run, then across runs
+            summary[variant.name]["scrape_s"] = summarize([d["median"] for d in scrapes])
+            summary[variant.name]["scrape_bytes"] = scrapes[-1]["bytes"]
     result = {
         "benchmark": "operations",
         "command": "python bench/operations.py " + " ".join(sys.argv[1:]),
